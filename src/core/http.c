@@ -1,0 +1,120 @@
+/*
+ * http.c: header lists and hop-by-hop rules; see http.h.
+ */
+#include "config.h"
+
+#include "core/http.h"
+
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+static char *dup_len(const char *s, size_t len)
+{
+	char *copy = malloc(len + 1);
+
+	if (copy == NULL)
+		return NULL;
+	memcpy(copy, s, len);
+	copy[len] = '\0';
+	return copy;
+}
+
+int strata_headers_addn(struct strata_headers *h, const char *name,
+			size_t name_len, const char *value, size_t value_len)
+{
+	struct strata_header *slot;
+
+	if (h->n == h->cap) {
+		size_t cap = h->cap ? h->cap * 2 : 16;
+		struct strata_header *v = realloc(h->v, cap * sizeof(*v));
+
+		if (v == NULL)
+			return -ENOMEM;
+		h->v = v;
+		h->cap = cap;
+	}
+	slot = &h->v[h->n];
+	slot->name = dup_len(name, name_len);
+	slot->value = dup_len(value, value_len);
+	if (slot->name == NULL || slot->value == NULL) {
+		free(slot->name);
+		free(slot->value);
+		return -ENOMEM;
+	}
+	h->n++;
+	return 0;
+}
+
+int strata_headers_add(struct strata_headers *h, const char *name,
+		       const char *value)
+{
+	return strata_headers_addn(h, name, strlen(name), value,
+				   strlen(value));
+}
+
+const char *strata_headers_get(const struct strata_headers *h,
+			       const char *name)
+{
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, name) == 0)
+			return h->v[i].value;
+	return NULL;
+}
+
+void strata_headers_clear(struct strata_headers *h)
+{
+	for (size_t i = 0; i < h->n; i++) {
+		free(h->v[i].name);
+		free(h->v[i].value);
+	}
+	free(h->v);
+	h->v = NULL;
+	h->n = 0;
+	h->cap = 0;
+}
+
+static bool is_ows(char c)
+{
+	return c == ' ' || c == '\t';
+}
+
+bool strata_http_list_has(const char *list, const char *token)
+{
+	size_t token_len = strlen(token);
+	const char *p = list;
+
+	if (list == NULL)
+		return false;
+	while (*p != '\0') {
+		const char *start, *end;
+
+		while (is_ows(*p) || *p == ',')
+			p++;
+		start = p;
+		while (*p != '\0' && *p != ',')
+			p++;
+		end = p;
+		while (end > start && is_ows(end[-1]))
+			end--;
+		if ((size_t)(end - start) == token_len &&
+		    strncasecmp(start, token, token_len) == 0)
+			return true;
+	}
+	return false;
+}
+
+bool strata_http_is_hop_by_hop(const char *name, const char *connection)
+{
+	static const char *const fixed[] = {
+		"Connection",        "Keep-Alive", "Proxy-Connection",
+		"Proxy-Authenticate", "Proxy-Authorization", "TE",
+		"Trailer",           "Transfer-Encoding", "Upgrade",
+	};
+
+	for (size_t i = 0; i < sizeof(fixed) / sizeof(fixed[0]); i++)
+		if (strcasecmp(name, fixed[i]) == 0)
+			return true;
+	return strata_http_list_has(connection, name);
+}

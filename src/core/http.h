@@ -1,0 +1,57 @@
+/*
+ * http.h: HTTP header lists and the proxy's header rules.
+ *
+ * A header list keeps names and values in arrival order, repeated names
+ * included (two Set-Cookie headers stay two headers).  Names compare
+ * case-insensitively.  The rules here decide what a proxy must not forward:
+ * hop-by-hop headers (RFC 9110 section 7.6.1), including every header the
+ * Connection header names.  No I/O, no locks: a list belongs to one thread
+ * at a time, and ownership moves with the pointer to the list.
+ */
+#ifndef STRATA_CORE_HTTP_H
+#define STRATA_CORE_HTTP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+struct strata_header {
+	char *name;    /* owned by the list */
+	char *value;   /* owned by the list; never NULL */
+};
+
+struct strata_headers {
+	struct strata_header *v;
+	size_t n;
+	size_t cap;
+};
+
+/* Append a copy of name/value (value may be given by length).
+ * Returns 0 or -ENOMEM. */
+int strata_headers_add(struct strata_headers *h, const char *name,
+		       const char *value);
+int strata_headers_addn(struct strata_headers *h, const char *name,
+			size_t name_len, const char *value, size_t value_len);
+
+/* The first value of `name`, borrowed from the list, or NULL. */
+const char *strata_headers_get(const struct strata_headers *h,
+			       const char *name);
+
+/* Free every header; the list is empty and reusable afterwards. */
+void strata_headers_clear(struct strata_headers *h);
+
+/*
+ * Whether `name` is hop-by-hop for this message: one of the fixed set
+ * (Connection, Keep-Alive, Proxy-Connection, Proxy-Authenticate,
+ * Proxy-Authorization, TE, Trailer, Transfer-Encoding, Upgrade) or a token
+ * listed in `connection` (the message's Connection header values joined by
+ * commas; NULL when absent).
+ */
+bool strata_http_is_hop_by_hop(const char *name, const char *connection);
+
+/*
+ * Whether the comma-separated `list` contains `token`, ignoring case and
+ * optional whitespace.  NULL list: false.
+ */
+bool strata_http_list_has(const char *list, const char *token);
+
+#endif /* STRATA_CORE_HTTP_H */

@@ -1,0 +1,437 @@
+/*
+ * exchange.c: one proxied request; see exchange.h for the design and the
+ * concurrency rules.  Every field below `lock` is guarded by it.
+ */
+#include "config.h"
+
+#include "front/exchange.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <microhttpd.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "core/log.h"
+#include "strata/strata.h"
+#include "upstream/upstream.h"
+
+#define EXCHANGE_MAGIC 0x45584348u /* "EXCH" */
+
+/* libmicrohttpd asks the content reader for at most this much at once. */
+#define READER_BLOCK (64u * 1024u)
+
+/* One piece of body, as the upstream delivered it. */
+struct chunk {
+	struct chunk *next;
+	size_t len;
+	size_t off;          /* bytes already handed to the client */
+	char data[];
+};
+
+struct strata_exchange {
+	uint32_t magic;
+	atomic_uint refcnt;
+	struct strata_exchange_request req; /* must outlive the transfer */
+	size_t buffer_limit;
+	const char *via;
+
+	pthread_mutex_t lock;
+	struct MHD_Connection *conn;   /* NULL once abandoned */
+	struct strata_upstream_xfer *xfer; /* NULL once done */
+	bool suspended;                /* conn is suspended by us */
+	bool head_ready;
+	bool responded;
+	bool done;
+	bool upstream_paused;
+	int result;                    /* transfer result once done */
+	unsigned status;
+	struct strata_headers resp_headers;
+	struct chunk *head, *tail;
+	size_t buffered;
+	uint64_t bytes_out;
+};
+
+static void exchange_free(struct strata_exchange *ex)
+{
+	struct chunk *c = ex->head, *next;
+
+	for (; c != NULL; c = next) {
+		next = c->next;
+		free(c);
+	}
+	strata_headers_clear(&ex->resp_headers);
+	strata_headers_clear(&ex->req.headers);
+	free(ex->req.method);
+	free(ex->req.target);
+	free(ex->req.body);
+	pthread_mutex_destroy(&ex->lock);
+	ex->magic = 0;
+	free(ex);
+}
+
+static void exchange_ref(struct strata_exchange *ex)
+{
+	/* Relaxed: the caller holds a reference already. */
+	atomic_fetch_add_explicit(&ex->refcnt, 1, memory_order_relaxed);
+}
+
+static void exchange_unref(struct strata_exchange *ex)
+{
+	/* Acq_rel: every holder's writes happen-before the free. */
+	if (atomic_fetch_sub_explicit(&ex->refcnt, 1, memory_order_acq_rel) ==
+	    1)
+		exchange_free(ex);
+}
+
+/* Wake the client connection if we parked it.  Caller holds ex->lock. */
+static void wake_locked(struct strata_exchange *ex)
+{
+	if (ex->suspended && ex->conn != NULL) {
+		ex->suspended = false;
+		MHD_resume_connection(ex->conn);
+	}
+}
+
+/* Park the client connection until wake_locked().  Caller holds lock and
+ * runs inside an access handler or content reader of that connection. */
+static void park_locked(struct strata_exchange *ex)
+{
+	STRATA_ASSERT(!ex->suspended);
+	ex->suspended = true;
+	MHD_suspend_connection(ex->conn);
+}
+
+/* ---- upstream callbacks (upstream thread) ------------------------------- */
+
+static void on_headers(void *arg, unsigned status,
+		       struct strata_headers *headers)
+{
+	struct strata_exchange *ex = arg;
+
+	pthread_mutex_lock(&ex->lock);
+	ex->status = status;
+	ex->resp_headers = *headers;
+	memset(headers, 0, sizeof(*headers));
+	ex->head_ready = true;
+	wake_locked(ex);
+	pthread_mutex_unlock(&ex->lock);
+}
+
+static int on_body(void *arg, const char *data, size_t len)
+{
+	struct strata_exchange *ex = arg;
+	struct chunk *c;
+	int rc = 0;
+
+	pthread_mutex_lock(&ex->lock);
+	if (ex->conn == NULL)
+		goto out; /* client gone: drop bytes, cancel is on its way */
+	if (ex->buffered >= ex->buffer_limit) {
+		ex->upstream_paused = true;
+		rc = STRATA_UPSTREAM_PAUSE;
+		goto out;
+	}
+	c = malloc(sizeof(*c) + len);
+	if (c == NULL) {
+		/* Treat like a full buffer: retry once the reader drains, or
+		 * fail by timeout if memory never comes back. */
+		ex->upstream_paused = true;
+		rc = STRATA_UPSTREAM_PAUSE;
+		goto out;
+	}
+	c->next = NULL;
+	c->len = len;
+	c->off = 0;
+	memcpy(c->data, data, len);
+	if (ex->tail != NULL)
+		ex->tail->next = c;
+	else
+		ex->head = c;
+	ex->tail = c;
+	ex->buffered += len;
+	if (ex->responded)
+		wake_locked(ex);
+out:
+	pthread_mutex_unlock(&ex->lock);
+	return rc;
+}
+
+static void on_done(void *arg, int result)
+{
+	struct strata_exchange *ex = arg;
+
+	pthread_mutex_lock(&ex->lock);
+	ex->done = true;
+	ex->result = result;
+	/* The upstream thread still holds its own reference during this
+	 * callback, so dropping ours cannot free the transfer here. */
+	strata_upstream_xfer_release(&ex->xfer);
+	wake_locked(ex);
+	pthread_mutex_unlock(&ex->lock);
+	exchange_unref(ex); /* the transfer's reference */
+}
+
+static const struct strata_upstream_handler exchange_handler = {
+	.headers_cb = on_headers,
+	.body_cb = on_body,
+	.done_cb = on_done,
+};
+
+/* ---- client side (libmicrohttpd worker) --------------------------------- */
+
+int strata_exchange_start(struct strata_upstream *up,
+			  const struct strata_exchange_params *params,
+			  struct strata_exchange_request *req,
+			  struct strata_exchange **out)
+{
+	struct strata_exchange *ex;
+	struct strata_upstream_request ureq;
+	int rc;
+
+	ex = calloc(1, sizeof(*ex));
+	if (ex == NULL)
+		return -ENOMEM;
+	ex->magic = EXCHANGE_MAGIC;
+	/* The front end's reference and the transfer's. */
+	atomic_init(&ex->refcnt, 2);
+	ex->conn = params->conn;
+	ex->buffer_limit = params->buffer_limit;
+	ex->via = params->via;
+	pthread_mutex_init(&ex->lock, NULL);
+	ureq = (struct strata_upstream_request){
+		.method = req->method,
+		.target = req->target,
+		.headers = &req->headers,
+		.body = req->body,
+		.body_len = req->body_len,
+	};
+	/* Submit and park under the lock: the head cannot be delivered (and
+	 * the connection resumed) before the connection is suspended. */
+	pthread_mutex_lock(&ex->lock);
+	rc = strata_upstream_submit(up, &ureq, &exchange_handler, ex,
+				    &ex->xfer);
+	if (rc == 0) {
+		ex->req = *req;
+		memset(req, 0, sizeof(*req));
+		park_locked(ex);
+	}
+	pthread_mutex_unlock(&ex->lock);
+	if (rc != 0) {
+		pthread_mutex_destroy(&ex->lock);
+		free(ex);
+		return rc;
+	}
+	*out = ex;
+	return 0;
+}
+
+/* Copy buffered body bytes into libmicrohttpd's buffer. */
+static size_t drain_locked(struct strata_exchange *ex, char *buf, size_t max)
+{
+	size_t n = 0;
+
+	while (n < max && ex->head != NULL) {
+		struct chunk *c = ex->head;
+		size_t take = c->len - c->off;
+
+		if (take > max - n)
+			take = max - n;
+		memcpy(buf + n, c->data + c->off, take);
+		c->off += take;
+		n += take;
+		if (c->off == c->len) {
+			ex->head = c->next;
+			if (ex->head == NULL)
+				ex->tail = NULL;
+			free(c);
+		}
+	}
+	ex->buffered -= n;
+	ex->bytes_out += n;
+	return n;
+}
+
+static ssize_t reader_cb(void *cls, uint64_t pos, char *buf, size_t max)
+{
+	struct strata_exchange *ex = cls;
+	ssize_t rc;
+	size_t n;
+
+	(void)pos;
+	pthread_mutex_lock(&ex->lock);
+	n = drain_locked(ex, buf, max);
+	if (n > 0) {
+		/* Resume the upstream at half the limit, not at the first
+		 * free byte, so pause/resume does not ping-pong per read. */
+		if (ex->upstream_paused && ex->xfer != NULL &&
+		    ex->buffered <= ex->buffer_limit / 2) {
+			ex->upstream_paused = false;
+			strata_upstream_xfer_resume(ex->xfer);
+		}
+		rc = (ssize_t)n;
+	} else if (ex->done) {
+		rc = ex->result == 0 ? MHD_CONTENT_READER_END_OF_STREAM
+				     : MHD_CONTENT_READER_END_WITH_ERROR;
+	} else {
+		park_locked(ex);
+		rc = 0;
+	}
+	pthread_mutex_unlock(&ex->lock);
+	return rc;
+}
+
+static void reader_free_cb(void *cls)
+{
+	exchange_unref(cls); /* the response's reference */
+}
+
+/* Response size: Content-Length when the upstream gave a valid one. */
+static uint64_t response_size(const struct strata_headers *h)
+{
+	const char *cl = strata_headers_get(h, "Content-Length");
+	char *end;
+	unsigned long long n;
+
+	if (cl == NULL || *cl < '0' || *cl > '9')
+		return MHD_SIZE_UNKNOWN;
+	errno = 0;
+	n = strtoull(cl, &end, 10);
+	if (errno != 0 || *end != '\0')
+		return MHD_SIZE_UNKNOWN;
+	return n;
+}
+
+/* Join all values of the Connection header, for hop-by-hop checks. */
+static char *connection_tokens(const struct strata_headers *h)
+{
+	size_t len = 0;
+	char *joined;
+
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, "Connection") == 0)
+			len += strlen(h->v[i].value) + 1;
+	if (len == 0)
+		return NULL;
+	joined = calloc(1, len + 1);
+	if (joined == NULL)
+		return NULL;
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, "Connection") == 0) {
+			strcat(joined, h->v[i].value);
+			strcat(joined, ",");
+		}
+	return joined;
+}
+
+/* Copy the end-to-end headers of the upstream response. */
+static void add_response_headers(struct strata_exchange *ex,
+				 struct MHD_Response *resp)
+{
+	const struct strata_headers *h = &ex->resp_headers;
+	char *connection = connection_tokens(h);
+	const char *upstream_via = NULL;
+
+	for (size_t i = 0; i < h->n; i++) {
+		const char *name = h->v[i].name;
+
+		if (strata_http_is_hop_by_hop(name, connection) ||
+		    strcasecmp(name, "Content-Length") == 0)
+			continue;
+		if (strcasecmp(name, "Via") == 0) {
+			upstream_via = h->v[i].value;
+			continue;
+		}
+		if (MHD_add_response_header(resp, name, h->v[i].value) !=
+		    MHD_YES)
+			strata_log(STRATA_LOG_DEBUG,
+				   "dropped response header %s", name);
+	}
+	free(connection);
+	if (upstream_via != NULL) {
+		char *via = NULL;
+
+		if (asprintf(&via, "%s, %s", upstream_via, ex->via) >= 0) {
+			MHD_add_response_header(resp, "Via", via);
+			free(via);
+		}
+	} else {
+		MHD_add_response_header(resp, "Via", ex->via);
+	}
+}
+
+int strata_exchange_respond(struct strata_exchange *ex,
+			    const char *cache_status, unsigned *status)
+{
+	struct MHD_Response *resp;
+	uint64_t size;
+	int rc = 0;
+
+	STRATA_ASSERT(ex->magic == EXCHANGE_MAGIC);
+	pthread_mutex_lock(&ex->lock);
+	if (!ex->head_ready) {
+		if (ex->done)
+			rc = ex->result != 0 ? ex->result : STRATA_EUPSTREAM;
+		else {
+			park_locked(ex); /* woken without news: wait again */
+			rc = -EAGAIN;
+		}
+		goto out;
+	}
+	size = response_size(&ex->resp_headers);
+	if (ex->done && ex->result == 0 && size == MHD_SIZE_UNKNOWN)
+		size = ex->buffered; /* whole body here: send a length */
+	resp = MHD_create_response_from_callback(size, READER_BLOCK, reader_cb,
+						 ex, reader_free_cb);
+	if (resp == NULL) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	exchange_ref(ex); /* the response's reference */
+	add_response_headers(ex, resp);
+	MHD_add_response_header(resp, "Cache-Status", cache_status);
+	if (MHD_queue_response(ex->conn, ex->status, resp) != MHD_YES)
+		rc = STRATA_EUPSTREAM; /* e.g. a status MHD cannot send */
+	else {
+		ex->responded = true;
+		*status = ex->status;
+	}
+	MHD_destroy_response(resp);
+out:
+	pthread_mutex_unlock(&ex->lock);
+	return rc;
+}
+
+uint64_t strata_exchange_bytes(struct strata_exchange *ex)
+{
+	uint64_t n;
+
+	pthread_mutex_lock(&ex->lock);
+	n = ex->bytes_out;
+	pthread_mutex_unlock(&ex->lock);
+	return n;
+}
+
+void strata_exchange_abandon(struct strata_exchange **exp)
+{
+	struct strata_exchange *ex;
+
+	if (exp == NULL || *exp == NULL)
+		return;
+	ex = *exp;
+	STRATA_ASSERT(ex->magic == EXCHANGE_MAGIC);
+	pthread_mutex_lock(&ex->lock);
+	/* A suspended connection is never completed, so this cannot race a
+	 * resume: once conn is NULL nobody touches the connection again. */
+	STRATA_ASSERT(!ex->suspended);
+	ex->conn = NULL;
+	if (ex->xfer != NULL)
+		strata_upstream_xfer_cancel(ex->xfer);
+	pthread_mutex_unlock(&ex->lock);
+	exchange_unref(ex);
+	*exp = NULL;
+}

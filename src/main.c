@@ -1,0 +1,283 @@
+/*
+ * main.c: the strata program: command line, configuration layers,
+ * signals and the server's lifecycle.  Nothing else lives here.
+ *
+ * Configuration precedence, lowest first: built-in defaults, the YAML file
+ * (-c or STRATA_CONFIG), the environment (STRATA_*), then flags.  Exit
+ * codes: 0 normal, 1 runtime failure, 2 usage or configuration error.
+ */
+#include "config.h"
+
+#include <errno.h>
+#include <getopt.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/log.h"
+#include "strata/config.h"
+#include "strata/strata.h"
+
+#define EXIT_USAGE 2
+
+extern char **environ;
+
+enum {
+	OPT_UPSTREAM = 256,
+	OPT_LISTEN,
+	OPT_ADMIN_LISTEN,
+	OPT_WORKERS,
+	OPT_MEMORY,
+	OPT_ROUTE,
+	OPT_SET,
+	OPT_CHECK,
+};
+
+static const struct option long_options[] = {
+	{ "config", required_argument, NULL, 'c' },
+	{ "upstream", required_argument, NULL, OPT_UPSTREAM },
+	{ "listen", required_argument, NULL, OPT_LISTEN },
+	{ "admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN },
+	{ "workers", required_argument, NULL, OPT_WORKERS },
+	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "route", required_argument, NULL, OPT_ROUTE },
+	{ "set", required_argument, NULL, OPT_SET },
+	{ "check-config", no_argument, NULL, OPT_CHECK },
+	{ "version", no_argument, NULL, 'V' },
+	{ "help", no_argument, NULL, 'h' },
+	{ NULL, 0, NULL, 0 },
+};
+
+/* Flags that are shorthands for one configuration key. */
+static const struct {
+	int opt;
+	const char *key;
+	const char *flag;
+} key_flags[] = {
+	{ OPT_UPSTREAM, "upstream.url", "--upstream" },
+	{ OPT_LISTEN, "listen", "--listen" },
+	{ OPT_ADMIN_LISTEN, "admin.listen", "--admin-listen" },
+	{ OPT_WORKERS, "workers", "--workers" },
+	{ OPT_MEMORY, "cache.memory", "--memory" },
+};
+
+static void usage(FILE *out)
+{
+	fprintf(out,
+		"Usage: strata [-c FILE] [OPTIONS]\n"
+		"A memoizing HTTP cache in front of a slow web application.\n"
+		"\n"
+		"  -c, --config FILE        YAML configuration (env STRATA_CONFIG)\n"
+		"      --upstream URL       the application, e.g. http://127.0.0.1:8000\n"
+		"      --listen HOST:PORT   proxy listener (default 127.0.0.1:8080)\n"
+		"      --admin-listen HOST:PORT\n"
+		"                           admin listener (default 127.0.0.1:8081)\n"
+		"      --workers N          listener threads (default: CPUs)\n"
+		"      --memory SIZE        memory tier budget, e.g. 256MiB\n"
+		"      --route PATH=TTL     cache PATH for TTL, e.g. '/api/*=10s';\n"
+		"                           repeatable; replaces the file's routes\n"
+		"      --set KEY=VALUE      set any configuration key, e.g.\n"
+		"                           --set upstream.timeout=5s; repeatable\n"
+		"      --check-config       validate the configuration and exit\n"
+		"  -V, --version            print the version and exit\n"
+		"  -h, --help               print this help and exit\n"
+		"\n"
+		"Every option can also come from the environment: STRATA_UPSTREAM,\n"
+		"STRATA_LISTEN, STRATA_WORKERS, STRATA_ROUTES (comma-separated), ...\n"
+		"Precedence: flag > environment > file > default.  See strata(8).\n");
+}
+
+/* The command line, collected before any layer is applied. */
+struct cmdline {
+	const char *config_file;
+	bool check_only;
+	int *opts;          /* option ids, in order */
+	char **args;        /* their arguments */
+	size_t n;
+};
+
+static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
+{
+	int c;
+
+	cl->opts = calloc((size_t)argc, sizeof(*cl->opts));
+	cl->args = calloc((size_t)argc, sizeof(*cl->args));
+	if (cl->opts == NULL || cl->args == NULL)
+		return EXIT_FAILURE;
+	while ((c = getopt_long(argc, argv, "c:Vh", long_options, NULL)) !=
+	       -1) {
+		switch (c) {
+		case 'c':
+			cl->config_file = optarg;
+			break;
+		case 'V':
+			printf("strata %s\n", strata_version());
+			return EXIT_SUCCESS;
+		case 'h':
+			usage(stdout);
+			return EXIT_SUCCESS;
+		case OPT_CHECK:
+			cl->check_only = true;
+			break;
+		case '?':
+			usage(stderr);
+			return EXIT_USAGE;
+		default:
+			cl->opts[cl->n] = c;
+			cl->args[cl->n++] = optarg;
+			break;
+		}
+	}
+	if (optind < argc) {
+		fprintf(stderr, "strata: unexpected argument \"%s\"\n",
+			argv[optind]);
+		usage(stderr);
+		return EXIT_USAGE;
+	}
+	return -1; /* carry on */
+}
+
+/* Apply one flag over the configuration. */
+static int apply_flag(struct strata_config *cfg, int opt, char *arg,
+		      bool *routes_cleared, char *err, size_t errlen)
+{
+	char *eq;
+
+	for (size_t i = 0; i < sizeof(key_flags) / sizeof(key_flags[0]); i++)
+		if (key_flags[i].opt == opt)
+			return strata_config_set(cfg, key_flags[i].key, arg,
+						 key_flags[i].flag, err,
+						 errlen);
+	if (opt == OPT_ROUTE) {
+		if (!*routes_cleared) {
+			strata_config_clear_routes(cfg);
+			*routes_cleared = true;
+		}
+		return strata_config_add_route(cfg, arg, "--route", err,
+					       errlen);
+	}
+	/* OPT_SET: KEY=VALUE */
+	eq = strchr(arg, '=');
+	if (eq == NULL) {
+		snprintf(err, errlen,
+			 "--set \"%s\": expected KEY=VALUE "
+			 "(e.g. --set upstream.timeout=5s)",
+			 arg);
+		return STRATA_ECONFIG;
+	}
+	*eq = '\0';
+	return strata_config_set(cfg, arg, eq + 1, "--set", err, errlen);
+}
+
+/* Build the configuration: defaults, file, environment, flags. */
+static int build_config(const struct cmdline *cl, struct strata_config **out)
+{
+	char err[STRATA_CONFIG_ERRLEN] = "";
+	const char *file = cl->config_file;
+	bool routes_cleared = false;
+	struct strata_config *cfg = strata_config_new();
+	int rc = 0;
+
+	if (cfg == NULL)
+		return -ENOMEM;
+	if (file == NULL)
+		file = getenv("STRATA_CONFIG");
+	if (file != NULL && file[0] != '\0') {
+		rc = strata_config_load_file(cfg, file, err, sizeof(err));
+		if (rc < 0 && rc != STRATA_ECONFIG && err[0] == '\0')
+			snprintf(err, sizeof(err), "%s: %s", file,
+				 strata_strerror(rc));
+	}
+	if (rc == 0)
+		rc = strata_config_apply_env(cfg, environ, err, sizeof(err));
+	for (size_t i = 0; rc == 0 && i < cl->n; i++)
+		rc = apply_flag(cfg, cl->opts[i], cl->args[i],
+				&routes_cleared, err, sizeof(err));
+	if (rc == 0)
+		rc = strata_config_finish(cfg, err, sizeof(err));
+	if (rc != 0) {
+		fprintf(stderr, "strata: %s\n", err[0] ? err
+						       : strata_strerror(rc));
+		strata_config_free(&cfg);
+		return rc;
+	}
+	*out = cfg;
+	return 0;
+}
+
+/* Block the signals we wait for, in every thread created after this. */
+static void block_signals(sigset_t *set)
+{
+	sigemptyset(set);
+	sigaddset(set, SIGINT);
+	sigaddset(set, SIGTERM);
+	sigaddset(set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+}
+
+static int run(const struct strata_config *cfg)
+{
+	struct strata_server *srv = NULL;
+	sigset_t set;
+	int sig = 0, rc;
+
+	block_signals(&set);
+	rc = strata_server_new(cfg, &srv);
+	if (rc == 0)
+		rc = strata_server_start(srv);
+	if (rc != 0) {
+		strata_log_error("cannot start: %s", strata_strerror(rc));
+		strata_server_free(&srv);
+		return EXIT_FAILURE;
+	}
+	strata_log_info("strata %s listening on %s (port %u), upstream %s, "
+			"%zu route(s), %u worker(s)",
+			strata_version(), cfg->listen, strata_server_port(srv),
+			cfg->upstream.url, cfg->n_routes, cfg->workers);
+	for (;;) {
+		if (sigwait(&set, &sig) != 0)
+			continue;
+		if (sig == SIGHUP) {
+			strata_log_warn("SIGHUP: live reload is not supported "
+					"yet; restart to apply changes");
+			continue;
+		}
+		break;
+	}
+	strata_log_info("%s: draining (up to %llu ms)", strsignal(sig),
+			(unsigned long long)cfg->shutdown_timeout_ms);
+	rc = strata_server_drain(srv, cfg->shutdown_timeout_ms);
+	strata_server_free(&srv);
+	strata_log_info("stopped%s", rc > 0 ? " (some requests cancelled)"
+					    : "");
+	return EXIT_SUCCESS;
+}
+
+int main(int argc, char **argv)
+{
+	struct cmdline cl = { 0 };
+	struct strata_config *cfg = NULL;
+	int rc = parse_cmdline(argc, argv, &cl);
+
+	if (rc >= 0)
+		goto out;
+	if (build_config(&cl, &cfg) != 0) {
+		rc = EXIT_USAGE;
+		goto out;
+	}
+	if (cl.check_only) {
+		printf("%s: configuration is valid\n",
+		       cfg->file != NULL ? cfg->file : "(no file)");
+		rc = EXIT_SUCCESS;
+		goto out;
+	}
+	rc = run(cfg);
+out:
+	strata_config_free(&cfg);
+	free(cl.opts);
+	free(cl.args);
+	return rc;
+}
