@@ -64,6 +64,10 @@ def preferred_language(header):
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"  # keep-alive, so Strata can reuse connections
+    # Headers and body go out in separate writes; without TCP_NODELAY the
+    # second one can wait ~40 ms for a delayed ACK, which would blur the
+    # timings this app exists to show.
+    disable_nagle_algorithm = True
 
     def version_string(self):
         return "slow_app/1.0"

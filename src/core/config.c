@@ -269,11 +269,15 @@ static size_t level_names(const char *prefix, char names[][32], size_t max)
 	size_t plen = strlen(prefix), n = 0;
 
 	for (size_t i = 0; i < N_OPTIONS && n < max; i++) {
-		const char *rest = options[i].key + plen;
-		size_t len = strcspn(rest, ".");
+		const char *rest;
+		size_t len;
 		bool seen = false;
 
-		if (strncmp(options[i].key, prefix, plen) != 0 || len >= 32)
+		if (strncmp(options[i].key, prefix, plen) != 0)
+			continue;
+		rest = options[i].key + plen;
+		len = strcspn(rest, ".");
+		if (len >= 32)
 			continue;
 		for (size_t j = 0; j < n && !seen; j++)
 			seen = strlen(names[j]) == len &&
@@ -424,8 +428,9 @@ static void duration_fix(const char *text, char *buf, size_t len)
 			 "e.g. 60s or 5m");
 		return;
 	}
+	/* Seconds are what people count in; add the shorter form if any. */
 	strata_format_duration(ms, best, sizeof(best));
-	if (ms % SEC != 0 || ms / SEC < 60)
+	if (ms % SEC != 0 || best[strlen(best) - 1] == 's')
 		snprintf(buf, len, "use %s", best);
 	else
 		snprintf(buf, len, "use %" PRIu64 "s or %s", ms / SEC, best);
@@ -492,19 +497,23 @@ static void format_number(const struct option *opt, uint64_t n, char *buf,
 		snprintf(buf, len, "%" PRIu64, n);
 }
 
+/* `overflow`: the value did not even fit 64 bits. */
 static void range_problem(const struct option *opt, const char *shown,
-			  char *why, size_t whylen)
+			  bool overflow, char *why, size_t whylen)
 {
 	char lo[32], hi[32];
 
 	format_number(opt, opt->min, lo, sizeof(lo));
 	format_number(opt, opt->max, hi, sizeof(hi));
-	if (opt->max == UINT64_MAX)
-		snprintf(why, whylen, "%s is out of range (use at least %s)",
-			 shown, lo);
-	else
+	if (opt->max != UINT64_MAX)
 		snprintf(why, whylen, "%s is out of range (use %s to %s)",
 			 shown, lo, hi);
+	else if (overflow)
+		snprintf(why, whylen, "%s is too large (use a smaller value)",
+			 shown);
+	else
+		snprintf(why, whylen, "%s is out of range (use at least %s)",
+			 shown, lo);
 }
 
 static int number_value(const struct option *opt, const char *text,
@@ -536,14 +545,13 @@ static int number_value(const struct option *opt, const char *text,
 		rc = parse_whole(text, out);
 		if (rc == -EINVAL) {
 			snprintf(why, whylen, "\"%s\" is not a whole number "
-				 "(use e.g. %" PRIu64 ")", text,
-				 opt->min > 4 ? opt->min : 4);
+				 "(use e.g. %s)", text, opt->def ? opt->def : "4");
 			return rc;
 		}
 		break;
 	}
 	if (rc == -ERANGE || *out < opt->min || *out > opt->max) {
-		range_problem(opt, text, why, whylen);
+		range_problem(opt, text, rc == -ERANGE, why, whylen);
 		return -ERANGE;
 	}
 	return 0;
@@ -798,7 +806,9 @@ static int set_option(struct strata_config *cfg, const struct option *opt,
 	char why[STRATA_CONFIG_ERRLEN];
 
 	if (parse_value(opt, text, &val, why, sizeof(why)) < 0) {
-		snprintf(err, errlen, "%s: %s", source, why);
+		/* Truncation is fine: the start names the key and problem. */
+		if (snprintf(err, errlen, "%s: %s", source, why) < 0 && errlen)
+			err[0] = '\0';
 		return STRATA_ECONFIG;
 	}
 	store_value(cfg, opt, &val);
@@ -923,28 +933,33 @@ struct keypath {
 	size_t len;
 };
 
-static size_t path_push_key(struct keypath *kp, const char *key)
+static size_t path_append(struct keypath *kp, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Append to the path and return its old length, for path_pop(). */
+static size_t path_append(struct keypath *kp, const char *fmt, ...)
 {
 	size_t old = kp->len;
-	int n = snprintf(kp->text + old, sizeof(kp->text) - old, "%s%s",
-			 old ? "." : "", key);
+	va_list ap;
+	int n;
 
+	va_start(ap, fmt);
+	n = vsnprintf(kp->text + old, sizeof(kp->text) - old, fmt, ap);
+	va_end(ap);
 	kp->len = n < 0 ? old : old + (size_t)n;
 	if (kp->len >= sizeof(kp->text))
-		kp->len = sizeof(kp->text) - 1;
+		kp->len = sizeof(kp->text) - 1;  /* truncated, still a string */
 	return old;
+}
+
+static size_t path_push_key(struct keypath *kp, const char *key)
+{
+	return path_append(kp, "%s%s", kp->len ? "." : "", key);
 }
 
 static size_t path_push_index(struct keypath *kp, size_t index)
 {
-	size_t old = kp->len;
-	int n = snprintf(kp->text + old, sizeof(kp->text) - old, "[%zu]",
-			 index);
-
-	kp->len = n < 0 ? old : old + (size_t)n;
-	if (kp->len >= sizeof(kp->text))
-		kp->len = sizeof(kp->text) - 1;
-	return old;
+	return path_append(kp, "[%zu]", index);
 }
 
 static void path_pop(struct keypath *kp, size_t old)
@@ -1059,6 +1074,12 @@ static void key_text(struct fy_node *key, char *buf, size_t len)
 	buf[n] = '\0';
 }
 
+static bool is_name_char(char c)
+{
+	return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') ||
+	       (c >= '0' && c <= '9') || c == '_';
+}
+
 /*
  * Expand ${VAR} and ${VAR:-default} (default when unset or empty, as in
  * the shell) from the process environment; "$${" is a literal "${".  Any
@@ -1090,21 +1111,25 @@ static int expand(struct loader *ld, int line, const char *raw, size_t len,
 			fputc(raw[i], f);
 			continue;
 		}
+		/* Scalar text is not NUL-terminated: stay inside `len`. */
 		close = memchr(raw + i + 2, '}', len - i - 2);
 		inner = close ? (size_t)(close - raw) - i - 2 : 0;
-		name_len = strspn(raw + i + 2, "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-				  "abcdefghijklmnopqrstuvwxyz0123456789_");
-		if (name_len > inner)
-			name_len = inner;
+		name_len = 0;
+		while (name_len < inner && is_name_char(raw[i + 2 + name_len]))
+			name_len++;
 		has_default = inner >= name_len + 2 &&
 			      raw[i + 2 + name_len] == ':' &&
 			      raw[i + 3 + name_len] == '-';
 		if (!close || name_len == 0 || name_len >= sizeof(name) ||
 		    (raw[i + 2] >= '0' && raw[i + 2] <= '9') ||
 		    (name_len != inner && !has_default)) {
-			rc = fail(ld, line, "bad variable reference in \"%.*s\" "
+			/* Quote the reference only: the value may be secret. */
+			size_t shown = close ? inner + 3 : len - i;
+
+			rc = fail(ld, line, "bad variable reference \"%.*s\" "
 				  "(write ${NAME} or ${NAME:-default}, or $${ "
-				  "for a literal ${)", (int)len, raw);
+				  "for a literal ${)",
+				  (int)(shown > 40 ? 40 : shown), raw + i);
 			break;
 		}
 		memcpy(name, raw + i + 2, name_len);
@@ -1151,6 +1176,10 @@ static int scalar_value(struct loader *ld, struct fy_node *node,
 		return *out ? 0 : fail(ld, line, "out of memory");
 	}
 	text = fy_node_get_scalar(node, &len);
+	if (!text) {
+		text = "";
+		len = 0;
+	}
 	if (memchr(text, '\0', len))
 		return fail(ld, line, "contains a NUL character (remove it)");
 	return expand(ld, line, text, len, out);
@@ -1630,7 +1659,15 @@ int strata_config_load_string(struct strata_config *cfg, const char *yaml,
 	parse_cfg.diag = diag;
 	doc = fy_document_build_from_string(&parse_cfg, yaml, strlen(yaml));
 	if (!doc) {
-		rc = yaml_error(&ld, diag);
+		void *iter = NULL;
+
+		/*
+		 * A stream with no document at all (empty, or only
+		 * comments) also yields NULL, but collects no error: that
+		 * is an empty configuration, not a broken one.
+		 */
+		rc = fy_diag_errors_iterate(diag, &iter) ? yaml_error(&ld, diag)
+							 : 0;
 		goto out;
 	}
 	rc = check_duplicates(&ld, fy_document_root(doc));
@@ -1799,7 +1836,11 @@ static int env_set(struct strata_config *cfg, const struct option *opt,
 	return set_option(cfg, opt, value, source, err, errlen);
 }
 
-/* STRATA_ROUTES="/a=10s, /b/<star>=1m": all or nothing. */
+/*
+ * STRATA_ROUTES="/a=10s, /b/<star>=1m": all or nothing.  An empty list is
+ * an error rather than "no routes": an unset variable interpolated by a
+ * compose file must not silently turn caching off.
+ */
 static int env_routes(struct strata_config *cfg, const char *list, char *err,
 		      size_t errlen)
 {
@@ -1808,6 +1849,13 @@ static int env_routes(struct strata_config *cfg, const char *list, char *err,
 	char *copy = strdup(list), *save = NULL;
 	int rc = 0;
 
+	if (copy && strspn(copy, " \t\r\n,") == strlen(copy)) {
+		snprintf(err, errlen, "environment STRATA_ROUTES: is empty "
+			 "(unset it, or list PATH=TTL routes separated by "
+			 "commas)");
+		free(copy);
+		return STRATA_ECONFIG;
+	}
 	if (!copy) {
 		snprintf(err, errlen, "environment STRATA_ROUTES: out of memory");
 		return -ENOMEM;
@@ -1932,7 +1980,7 @@ static int check_stored(struct strata_config *cfg, const struct option *opt,
 		if (n >= opt->min && n <= opt->max)
 			return 0;
 		format_number(opt, n, shown, sizeof(shown));
-		range_problem(opt, shown, why, whylen);
+		range_problem(opt, shown, false, why, whylen);
 		return STRATA_ECONFIG;
 	case OPT_URL:
 	case OPT_HOSTPORT:

@@ -655,8 +655,7 @@ struct origin *origin_start(void)
 	pthread_condattr_destroy(&attr);
 
 	o->daemon = MHD_start_daemon(
-		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD |
-			MHD_USE_ERROR_LOG,
+		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_POLL_INTERNAL_THREAD,
 		0, NULL, NULL, access_cb, o,
 		MHD_OPTION_SOCK_ADDR, (struct sockaddr *)&addr,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_cb, o,
@@ -667,7 +666,8 @@ struct origin *origin_start(void)
 		MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(256 * 1024),
 		MHD_OPTION_END);
 	if (o->daemon == NULL) {
-		fprintf(stderr, "origin: MHD_start_daemon failed\n");
+		fprintf(stderr, "origin: MHD_start_daemon failed: %s\n",
+			strerror(errno));
 		goto fail;
 	}
 	info = MHD_get_daemon_info(o->daemon, MHD_DAEMON_INFO_BIND_PORT);

@@ -209,7 +209,21 @@ static char **build_argv(const char *const *args, bool listen_flags,
 	return argv;
 }
 
-/* The test's environment without STRATA_*, plus `extra`, substituted. */
+/* Whether `extra` sets the variable that "NAME=value" `var` sets. */
+static bool overridden(const char *var, const char *const *extra)
+{
+	size_t len = strcspn(var, "=");
+
+	for (size_t k = 0; extra != NULL && extra[k] != NULL; k++)
+		if (strncmp(extra[k], var, len) == 0 && extra[k][len] == '=')
+			return true;
+	return false;
+}
+
+/*
+ * The test's environment without STRATA_* and without what `extra`
+ * replaces (getenv finds the first of two), plus `extra`, substituted.
+ */
 static char **build_env(const char *const *extra, unsigned port,
 			unsigned admin_port)
 {
@@ -220,7 +234,8 @@ static char **build_env(const char *const *extra, unsigned port,
 	if (envp == NULL)
 		return NULL;
 	for (size_t k = 0; environ[k] != NULL; k++) {
-		if (strncmp(environ[k], "STRATA_", 7) == 0)
+		if (strncmp(environ[k], "STRATA_", 7) == 0 ||
+		    overridden(environ[k], extra))
 			continue;
 		if ((envp[i++] = strdup(environ[k])) == NULL)
 			goto fail;

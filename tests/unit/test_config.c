@@ -1,0 +1,904 @@
+/*
+ * test_config.c: the configuration layers (defaults, YAML, environment,
+ * settings), their error messages and the final validation.
+ */
+#include "config.h"
+
+#include "strata/config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <criterion/criterion.h>
+
+#include "strata/strata.h"
+
+#define GET_HEAD (STRATA_METHOD_GET | STRATA_METHOD_HEAD)
+
+/* The example from the issue; line numbers below refer to it. */
+static const char example[] =
+	"listen: 0.0.0.0:8080\n"                       /* 1 */
+	"workers: 4\n"                                 /* 2 */
+	"upstream:\n"                                  /* 3 */
+	"  url: http://127.0.0.1:8000\n"               /* 4 */
+	"  connect_timeout: 2s\n"                      /* 5 */
+	"  timeout: 30s\n"                             /* 6 */
+	"  max_connections: 256\n"                     /* 7 */
+	"  preserve_host: true\n"                      /* 8 */
+	"admin:\n"                                     /* 9 */
+	"  listen: 127.0.0.1:8081\n"                   /* 10 */
+	"  token: ${STRATA_TEST_TOKEN}\n"              /* 11 */
+	"cache:\n"                                     /* 12 */
+	"  memory: 256MiB\n"                           /* 13 */
+	"  max_object_size: 8MiB\n"                    /* 14 */
+	"routes:\n"                                    /* 15 */
+	"  - path: /slow\n"                            /* 16 */
+	"    ttl: 60s\n"                               /* 17 */
+	"  - path: /api/users/*\n"                     /* 18 */
+	"    methods: [GET, HEAD]\n"                   /* 19 */
+	"    ttl: 10s\n"                               /* 20 */
+	"    vary: [Accept-Language]\n"                /* 21 */
+	"  - path: /private/*\n"                       /* 22 */
+	"    ttl: 0          # never cached: pass through\n"; /* 23 */
+
+static char err[STRATA_CONFIG_ERRLEN];
+
+static struct strata_config *fresh(void)
+{
+	struct strata_config *cfg = strata_config_new();
+
+	cr_assert_not_null(cfg);
+	err[0] = '\0';
+	return cfg;
+}
+
+static struct strata_config *load_ok(const char *yaml)
+{
+	struct strata_config *cfg = fresh();
+
+	cr_assert_eq(strata_config_load_string(cfg, yaml, "strata.yaml", err,
+					       sizeof(err)), 0, "%s", err);
+	return cfg;
+}
+
+/* Load `yaml`, expect STRATA_ECONFIG, return the message. */
+static const char *load_err(const char *yaml)
+{
+	struct strata_config *cfg = fresh();
+	int rc = strata_config_load_string(cfg, yaml, "strata.yaml", err,
+					   sizeof(err));
+
+	strata_config_free(&cfg);
+	cr_assert_eq(rc, STRATA_ECONFIG, "accepted:\n%s", yaml);
+	cr_assert_null(strchr(err, '\n'), "one line: %s", err);
+	return err;
+}
+
+#define expect_has(msg, part)                                             \
+	cr_expect(strstr((msg), (part)) != NULL, "\"%s\" lacks \"%s\"",   \
+		  (msg), (part))
+
+/* --- defaults and the full example ---------------------------------------- */
+
+Test(config, defaults)
+{
+	struct strata_config *cfg = fresh();
+	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	cr_expect_str_eq(cfg->listen, "127.0.0.1:8080");
+	cr_expect_eq(cfg->workers, (unsigned)(cpus < 1 ? 1 : cpus));
+	cr_expect_eq(cfg->max_connections, 10000);
+	cr_expect_eq(cfg->max_request_body, 10 << 20);
+	cr_expect_eq(cfg->max_header_size, 64 << 10);
+	cr_expect_eq(cfg->client_timeout_ms, 60000);
+	cr_expect_eq(cfg->shutdown_timeout_ms, 10000);
+	cr_expect(cfg->access_log);
+	cr_expect_str_eq(cfg->upstream.url, "http://127.0.0.1:8000");
+	cr_expect_eq(cfg->upstream.connect_timeout_ms, 2000);
+	cr_expect_eq(cfg->upstream.timeout_ms, 30000);
+	cr_expect_eq(cfg->upstream.max_connections, 256);
+	cr_expect(cfg->upstream.preserve_host);
+	cr_expect_str_eq(cfg->admin.listen, "127.0.0.1:8081");
+	cr_expect_null(cfg->admin.token);
+	cr_expect_eq(cfg->cache.memory, 256 << 20);
+	cr_expect_eq(cfg->cache.max_object_size, 8 << 20);
+	cr_expect_null(cfg->routes);
+	cr_expect_eq(cfg->n_routes, 0);
+	cr_expect_null(cfg->file);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+	cr_expect_null(cfg);
+	strata_config_free(&cfg);
+	strata_config_free(NULL);
+}
+
+Test(config, full_example_sets_every_field)
+{
+	struct strata_config *cfg;
+	const struct strata_route_config *r;
+
+	setenv("STRATA_TEST_TOKEN", "s3cret", 1);
+	cfg = load_ok(example);
+	cr_expect_str_eq(cfg->listen, "0.0.0.0:8080");
+	cr_expect_eq(cfg->workers, 4);
+	cr_expect_str_eq(cfg->upstream.url, "http://127.0.0.1:8000");
+	cr_expect_eq(cfg->upstream.connect_timeout_ms, 2000);
+	cr_expect_eq(cfg->upstream.timeout_ms, 30000);
+	cr_expect_eq(cfg->upstream.max_connections, 256);
+	cr_expect(cfg->upstream.preserve_host);
+	cr_expect_str_eq(cfg->admin.listen, "127.0.0.1:8081");
+	cr_expect_str_eq(cfg->admin.token, "s3cret");
+	cr_expect_eq(cfg->cache.memory, 256 << 20);
+	cr_expect_eq(cfg->cache.max_object_size, 8 << 20);
+	cr_assert_eq(cfg->n_routes, 3);
+
+	r = &cfg->routes[0];
+	cr_expect_str_eq(r->path, "/slow");
+	cr_expect_str_eq(r->name, "/slow");
+	cr_expect_eq(r->ttl_ms, 60000);
+	cr_expect_eq(r->methods, GET_HEAD);
+	cr_expect_eq(r->n_vary, 0);
+	cr_expect_str_eq(r->source, "strata.yaml:16");
+
+	r = &cfg->routes[1];
+	cr_expect_str_eq(r->path, "/api/users/*");
+	cr_expect_eq(r->ttl_ms, 10000);
+	cr_expect_eq(r->methods, GET_HEAD);
+	cr_assert_eq(r->n_vary, 1);
+	cr_expect_str_eq(r->vary[0], "Accept-Language");
+	cr_expect_str_eq(r->source, "strata.yaml:18");
+
+	r = &cfg->routes[2];
+	cr_expect_str_eq(r->path, "/private/*");
+	cr_expect_eq(r->ttl_ms, 0);
+
+	cr_expect_null(cfg->file, "load_string names no file");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+	unsetenv("STRATA_TEST_TOKEN");
+}
+
+Test(config, other_top_level_keys)
+{
+	struct strata_config *cfg = load_ok("max_connections: 500\n"
+					    "max_request_body: 1MiB\n"
+					    "max_header_size: 16KiB\n"
+					    "client_timeout: 2m\n"
+					    "shutdown_timeout: 1500ms\n"
+					    "access_log: false\n"
+					    "upstream:\n"
+					    "  preserve_host: no\n");
+
+	cr_expect_eq(cfg->max_connections, 500);
+	cr_expect_eq(cfg->max_request_body, 1 << 20);
+	cr_expect_eq(cfg->max_header_size, 16 << 10);
+	cr_expect_eq(cfg->client_timeout_ms, 120000);
+	cr_expect_eq(cfg->shutdown_timeout_ms, 1500);
+	cr_expect_not(cfg->access_log);
+	cr_expect_not(cfg->upstream.preserve_host);
+	strata_config_free(&cfg);
+}
+
+Test(config, empty_document_keeps_defaults)
+{
+	static const char *const empty[] = { "", "# nothing here\n", "---\n" };
+
+	for (size_t i = 0; i < sizeof(empty) / sizeof(empty[0]); i++) {
+		struct strata_config *cfg = load_ok(empty[i]);
+
+		cr_expect_str_eq(cfg->listen, "127.0.0.1:8080");
+		cr_expect_eq(cfg->upstream.timeout_ms, 30000);
+		strata_config_free(&cfg);
+	}
+}
+
+Test(config, route_details)
+{
+	struct strata_config *cfg = load_ok(
+		"routes:\n"
+		"  - path: /a\n"
+		"    name: users\n"
+		"    ttl: 5\n"
+		"    methods: [get, Post, OPTIONS]\n"
+		"    vary: [Accept, X-Tenant]\n");
+
+	cr_assert_eq(cfg->n_routes, 1);
+	cr_expect_str_eq(cfg->routes[0].name, "users");
+	cr_expect_eq(cfg->routes[0].ttl_ms, 5000, "a bare ttl is seconds");
+	cr_expect_eq(cfg->routes[0].methods, STRATA_METHOD_GET |
+		     STRATA_METHOD_POST | STRATA_METHOD_OPTIONS);
+	cr_assert_eq(cfg->routes[0].n_vary, 2);
+	cr_expect_str_eq(cfg->routes[0].vary[1], "X-Tenant");
+	strata_config_free(&cfg);
+}
+
+Test(config, anchors_and_aliases_resolve)
+{
+	struct strata_config *cfg = load_ok(
+		"routes:\n"
+		"  - path: /a\n"
+		"    ttl: &short 10s\n"
+		"    vary: &langs [Accept-Language]\n"
+		"  - path: /b\n"
+		"    ttl: *short\n"
+		"    vary: *langs\n");
+
+	cr_assert_eq(cfg->n_routes, 2);
+	cr_expect_eq(cfg->routes[1].ttl_ms, 10000);
+	cr_assert_eq(cfg->routes[1].n_vary, 1);
+	cr_expect_str_eq(cfg->routes[1].vary[0], "Accept-Language");
+	strata_config_free(&cfg);
+}
+
+/* --- error messages from the file ----------------------------------------- */
+
+Test(config, unknown_key_did_you_mean)
+{
+	cr_expect_str_eq(load_err("listen: 0.0.0.0:8080\n"
+				  "workers: 4\n"
+				  "upstrem:\n"
+				  "  url: http://x\n"),
+			 "strata.yaml:3: upstrem: unknown key (did you mean "
+			 "\"upstream\"?)");
+}
+
+Test(config, unknown_nested_key_did_you_mean)
+{
+	const char *msg = load_err("upstream:\n"
+				   "  url: http://x\n"
+				   "  timout: 5s\n");
+
+	cr_expect_str_eq(msg, "strata.yaml:3: upstream.timout: unknown key "
+			 "(did you mean \"timeout\"?)");
+}
+
+Test(config, unknown_key_lists_known_keys)
+{
+	const char *msg = load_err("cache:\n  flavour: vanilla\n");
+
+	expect_has(msg, "strata.yaml:2: cache.flavour: unknown key");
+	expect_has(msg, "memory, max_object_size");
+}
+
+Test(config, unknown_route_key)
+{
+	const char *msg = load_err("routes:\n"
+				   "  - path: /a\n"
+				   "    tll: 5s\n");
+
+	cr_expect_str_eq(msg, "strata.yaml:3: routes[0].tll: unknown key "
+			 "(did you mean \"ttl\"?)");
+}
+
+Test(config, bad_route_ttl_names_line_and_index)
+{
+	const char *msg = load_err("routes:\n"
+				   "  - path: /a\n"
+				   "    ttl: 1s\n"
+				   "  - path: /b\n"
+				   "    ttl: 5 minutes\n");
+
+	cr_expect_str_eq(msg, "strata.yaml:5: routes[1].ttl: \"5 minutes\" is "
+			 "not a duration (use 300s or 5m)");
+}
+
+Test(config, bad_duration_suggestions)
+{
+	expect_has(load_err("upstream:\n  timeout: 1.5s\n"),
+		   "strata.yaml:2: upstream.timeout: \"1.5s\" is not a "
+		   "duration (use 1500ms)");
+	expect_has(load_err("upstream:\n  timeout: abc\n"),
+		   "\"abc\" is not a duration (use a whole number with ms, s, "
+		   "m or h");
+	expect_has(load_err("client_timeout: -1\n"), "\"-1\" is not a duration");
+	expect_has(load_err("client_timeout: 90 seconds\n"), "(use 90s)");
+	expect_has(load_err("client_timeout: 2 hours\n"), "(use 7200s or 2h)");
+}
+
+Test(config, bad_size)
+{
+	cr_expect_str_eq(load_err("cache:\n  memory: 10 parsecs\n"),
+			 "strata.yaml:2: cache.memory: \"10 parsecs\" is not a "
+			 "size (use a whole number with B, KiB, MiB, GiB or TiB, "
+			 "e.g. 256MiB)");
+	expect_has(load_err("cache:\n  memory: 1.5G\n"), "(use 1536MiB)");
+	expect_has(load_err("cache:\n  memory: 512mb\n"), "(use 512MB)");
+	expect_has(load_err("max_request_body: 99999999999999999999GiB\n"),
+		   "strata.yaml:1: max_request_body: 99999999999999999999GiB "
+		   "is too large");
+}
+
+Test(config, out_of_range_numbers)
+{
+	cr_expect_str_eq(load_err("workers: 0\n"),
+			 "strata.yaml:1: workers: 0 is out of range (use 1 to "
+			 "1024)");
+	expect_has(load_err("\nworkers: 1025\n"),
+		   "strata.yaml:2: workers: 1025 is out of range");
+	expect_has(load_err("max_header_size: 100B\n"),
+		   "max_header_size: 100B is out of range (use 1KiB to 16MiB)");
+	expect_has(load_err("upstream:\n  max_connections: 0\n"),
+		   "strata.yaml:2: upstream.max_connections: 0 is out of range");
+	expect_has(load_err("workers: 99999999999999999999\n"),
+		   "is out of range");
+}
+
+Test(config, wrong_types)
+{
+	cr_expect_str_eq(load_err("routes: 5\n"),
+			 "strata.yaml:1: routes: expected a list of routes, not "
+			 "a scalar (e.g. - {path: /api/*, ttl: 10s})");
+	cr_expect_str_eq(load_err("listen: 1.2.3.4:80\nworkers: [1]\n"),
+			 "strata.yaml:2: workers: expected a whole number, not a "
+			 "sequence");
+	cr_expect_str_eq(load_err("workers: abc\n"),
+			 "strata.yaml:1: workers: \"abc\" is not a whole number "
+			 "(use e.g. 4)");
+	expect_has(load_err("upstream: 5\n"),
+		   "strata.yaml:1: upstream: expected a mapping of keys, not a "
+		   "scalar");
+	expect_has(load_err("listen:\n  host: x\n"),
+		   "strata.yaml:2: listen: expected host:port");
+	expect_has(load_err("access_log: maybe\n"),
+		   "access_log: \"maybe\" is not a boolean (use true or false)");
+	expect_has(load_err("- a\n- b\n"),
+		   "strata.yaml:1: expected a mapping of keys at the top level");
+	expect_has(load_err("routes:\n  - /slow\n"),
+		   "strata.yaml:2: routes[0]: expected a mapping with path and "
+		   "ttl, not a scalar");
+	expect_has(load_err("routes:\n  - path: /a\n    ttl: 1s\n"
+			    "    methods: GET\n"),
+		   "strata.yaml:4: routes[0].methods: expected a list of "
+		   "methods");
+	expect_has(load_err("routes:\n  - path: [/a]\n    ttl: 1s\n"),
+		   "strata.yaml:2: routes[0].path: expected a scalar, not a "
+		   "sequence");
+	expect_has(load_err("? [a]\n: b\n"), "keys must be plain names");
+}
+
+Test(config, bad_addresses_at_load)
+{
+	expect_has(load_err("listen: 8080\n"),
+		   "strata.yaml:1: listen: \"8080\" is not host:port");
+	expect_has(load_err("admin:\n  listen: example.com:80\n"),
+		   "strata.yaml:2: admin.listen: \"example.com:80\": host "
+		   "\"example.com\" is not an IP address");
+	expect_has(load_err("listen: 0.0.0.0:70000\n"), "has a bad port");
+	expect_has(load_err("listen: ::1:8080\n"), "is not an IP address");
+	expect_has(load_err("upstream:\n  url: ftp://x\n"),
+		   "strata.yaml:2: upstream.url: \"ftp://x\" is not an http:// "
+		   "or https:// URL");
+	expect_has(load_err("upstream:\n  url: http://\n"), "has no valid host");
+	expect_has(load_err("upstream:\n  url: http://h:0/\n"), "has a bad port");
+}
+
+Test(config, good_addresses)
+{
+	struct strata_config *cfg = load_ok(
+		"listen: '[::]:0'\n"
+		"admin:\n"
+		"  listen: localhost:9000\n"
+		"upstream:\n"
+		"  url: HTTPS://[::1]:8443/base/\n");
+
+	cr_expect_str_eq(cfg->listen, "[::]:0");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+}
+
+Test(config, duplicate_key)
+{
+	cr_expect_str_eq(load_err("workers: 2\n"
+				  "listen: 0.0.0.0:1\n"
+				  "workers: 3\n"),
+			 "strata.yaml:3: workers: duplicate key (first set at "
+			 "line 1; keep one)");
+	cr_expect_str_eq(load_err("routes:\n"
+				  "  - path: /a\n"
+				  "    ttl: 1s\n"
+				  "  - path: /b\n"
+				  "    ttl: 1s\n"
+				  "    ttl: 2s\n"),
+			 "strata.yaml:6: routes[1].ttl: duplicate key (first set "
+			 "at line 5; keep one)");
+}
+
+Test(config, duplicate_routes_name_both_lines)
+{
+	cr_expect_str_eq(load_err("routes:\n"
+				  "  - path: /slow\n"
+				  "    ttl: 1s\n"
+				  "  - path: /fast\n"
+				  "    ttl: 1s\n"
+				  "  - ttl: 2s\n"
+				  "    path: /slow\n"),
+			 "strata.yaml:7: routes[2].path: \"/slow\" is already "
+			 "routed by routes[0] at strata.yaml:2 (remove one of "
+			 "them)");
+}
+
+Test(config, bad_patterns)
+{
+	expect_has(load_err("routes:\n  - path: /api*\n    ttl: 1s\n"),
+		   "strata.yaml:2: routes[0].path: route path \"/api*\" has "
+		   "\"*\" inside a segment");
+	expect_has(load_err("routes:\n  - path: api\n    ttl: 1s\n"),
+		   "routes[0].path: route path \"api\" does not start with");
+}
+
+Test(config, route_field_errors)
+{
+	cr_expect_str_eq(load_err("routes:\n"
+				  "  - path: /a\n"
+				  "    ttl: 1s\n"
+				  "    methods: [GET, FETCH]\n"),
+			 "strata.yaml:4: routes[0].methods[1]: \"FETCH\" is not "
+			 "a method (use GET, HEAD, POST, PUT, DELETE, PATCH or "
+			 "OPTIONS)");
+	expect_has(load_err("routes:\n  - path: /a\n    ttl: 1s\n"
+			    "    methods: []\n"),
+		   "routes[0].methods: is empty");
+	expect_has(load_err("routes:\n  - path: /a\n    ttl: 1s\n"
+			    "    vary: [Accept Language]\n"),
+		   "strata.yaml:4: routes[0].vary[0]: \"Accept Language\" is "
+		   "not a header name");
+	expect_has(load_err("routes:\n  - path: /a\n"),
+		   "strata.yaml:2: routes[0]: missing ttl");
+	expect_has(load_err("routes:\n  - ttl: 1s\n"),
+		   "strata.yaml:2: routes[0]: missing path");
+}
+
+Test(config, yaml_syntax_error_names_line)
+{
+	const char *msg = load_err("listen: 0.0.0.0:8080\n"
+				   "workers: [1\n"
+				   "upstream:\n");
+
+	cr_expect(strncmp(msg, "strata.yaml:", 12) == 0, "%s", msg);
+	expect_has(msg, "invalid YAML");
+	cr_expect_str_eq(load_err("listen: 1.2.3.4:1\nworkers: }\n"),
+			 "strata.yaml:2: invalid YAML: flow mapping with invalid "
+			 "extra closing brace (fix the syntax at column 10)");
+}
+
+Test(config, failed_load_keeps_routes)
+{
+	struct strata_config *cfg = fresh();
+
+	cr_assert_eq(strata_config_add_route(cfg, "/keep=1s", "--route", err,
+					     sizeof(err)), 0, "%s", err);
+	cr_expect_eq(strata_config_load_string(cfg, "routes:\n"
+					       "  - path: /new\n"
+					       "    ttl: 1s\n"
+					       "workers: 0\n",
+					       "strata.yaml", err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_assert_eq(cfg->n_routes, 1);
+	cr_expect_str_eq(cfg->routes[0].path, "/keep");
+	strata_config_free(&cfg);
+}
+
+Test(config, file_routes_replace_earlier_routes)
+{
+	struct strata_config *cfg = fresh();
+
+	cr_assert_eq(strata_config_add_route(cfg, "/old=1s", NULL, err,
+					     sizeof(err)), 0);
+	cr_assert_eq(strata_config_load_string(cfg, "workers: 2\n", "a.yaml",
+					       err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(cfg->n_routes, 1, "a file without routes keeps them");
+	cr_assert_eq(strata_config_load_string(cfg, "routes:\n"
+					       "  - {path: /new, ttl: 2s}\n",
+					       "b.yaml", err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(cfg->n_routes, 1);
+	cr_expect_str_eq(cfg->routes[0].path, "/new");
+	cr_expect_str_eq(cfg->routes[0].source, "b.yaml:2");
+	cr_assert_eq(strata_config_load_string(cfg, "routes: []\n", "c.yaml",
+					       err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(cfg->n_routes, 0);
+	strata_config_free(&cfg);
+}
+
+/* --- ${VAR} expansion ----------------------------------------------------- */
+
+Test(config, env_expansion)
+{
+	struct strata_config *cfg;
+
+	setenv("STRATA_TEST_HOST", "10.1.2.3", 1);
+	setenv("STRATA_TEST_EMPTY", "", 1);
+	unsetenv("STRATA_TEST_UNSET");
+	cfg = load_ok("listen: ${STRATA_TEST_HOST}:9000\n"
+		      "upstream:\n"
+		      "  url: http://${STRATA_TEST_UNSET:-localhost}:81\n"
+		      "  timeout: ${STRATA_TEST_EMPTY:-7s}\n"
+		      "admin:\n"
+		      "  token: \"pa$$w$${NOT}\"\n");
+	cr_expect_str_eq(cfg->listen, "10.1.2.3:9000");
+	cr_expect_str_eq(cfg->upstream.url, "http://localhost:81");
+	cr_expect_eq(cfg->upstream.timeout_ms, 7000,
+		     "the default applies to an empty variable too");
+	cr_expect_str_eq(cfg->admin.token, "pa$$w${NOT}");
+	strata_config_free(&cfg);
+	unsetenv("STRATA_TEST_HOST");
+	unsetenv("STRATA_TEST_EMPTY");
+}
+
+Test(config, env_expansion_in_sequences)
+{
+	struct strata_config *cfg;
+
+	setenv("STRATA_TEST_HDR", "X-Tenant", 1);
+	cfg = load_ok("routes:\n"
+		      "  - path: /a\n"
+		      "    ttl: 1s\n"
+		      "    vary: [\"${STRATA_TEST_HDR}\"]\n");
+	cr_assert_eq(cfg->routes[0].n_vary, 1);
+	cr_expect_str_eq(cfg->routes[0].vary[0], "X-Tenant");
+	strata_config_free(&cfg);
+	unsetenv("STRATA_TEST_HDR");
+}
+
+Test(config, unset_variable_is_an_error)
+{
+	unsetenv("STRATA_TEST_UNSET");
+	cr_expect_str_eq(load_err("admin:\n"
+				  "  listen: 127.0.0.1:1\n"
+				  "  token: ${STRATA_TEST_UNSET}\n"),
+			 "strata.yaml:3: admin.token: environment variable "
+			 "STRATA_TEST_UNSET is not set (set it, or write "
+			 "${STRATA_TEST_UNSET:-default})");
+}
+
+Test(config, bad_variable_reference)
+{
+	cr_expect_str_eq(load_err("admin:\n  token: s3cret${OOPS\n"),
+			 "strata.yaml:2: admin.token: bad variable reference "
+			 "\"${OOPS\" (write ${NAME} or ${NAME:-default}, or $${ "
+			 "for a literal ${)");
+	expect_has(load_err("admin:\n  token: ${A-B}\n"),
+		   "bad variable reference");
+	expect_has(load_err("admin:\n  token: ${}\n"), "bad variable reference");
+}
+
+/* --- files ---------------------------------------------------------------- */
+
+Test(config, load_file_missing_is_enoent)
+{
+	struct strata_config *cfg = fresh();
+
+	cr_expect_eq(strata_config_load_file(cfg, "/nonexistent/strata.yaml",
+					     err, sizeof(err)), -ENOENT);
+	expect_has(err, "/nonexistent/strata.yaml: cannot read");
+	cr_expect_null(cfg->file);
+	strata_config_free(&cfg);
+}
+
+static char *temp_file(const char *text)
+{
+	char *path = strdup("/tmp/strata-test-XXXXXX");
+	int fd;
+
+	cr_assert_not_null(path);
+	fd = mkstemp(path);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(write(fd, text, strlen(text)), (ssize_t)strlen(text));
+	close(fd);
+	return path;
+}
+
+Test(config, load_file_message_names_path)
+{
+	char *path = temp_file("listen: 0.0.0.0:8080\n\nworkres: 2\n");
+	struct strata_config *cfg = fresh();
+	char expected[256];
+
+	cr_expect_eq(strata_config_load_file(cfg, path, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	snprintf(expected, sizeof(expected), "%s:3: workres: unknown key "
+		 "(did you mean \"workers\"?)", path);
+	cr_expect_str_eq(err, expected);
+	strata_config_free(&cfg);
+	unlink(path);
+	free(path);
+}
+
+Test(config, load_file_sets_file)
+{
+	char *path = temp_file("workers: 3\n");
+	struct strata_config *cfg = fresh();
+
+	cr_assert_eq(strata_config_load_file(cfg, path, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_eq(cfg->workers, 3);
+	cr_expect_str_eq(cfg->file, path);
+	strata_config_free(&cfg);
+	unlink(path);
+	free(path);
+}
+
+/* --- layers: settings and environment ------------------------------------- */
+
+Test(config, set_overrides_file)
+{
+	struct strata_config *cfg = load_ok("workers: 4\n"
+					    "upstream:\n  timeout: 30s\n");
+
+	cr_assert_eq(strata_config_set(cfg, "workers", "8", "--workers", err,
+				       sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strata_config_set(cfg, "upstream.timeout", "5s",
+				       "--set upstream.timeout", err,
+				       sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strata_config_set(cfg, "admin.token", "t", "--set", err,
+				       sizeof(err)), 0, "%s", err);
+	cr_expect_eq(cfg->workers, 8);
+	cr_expect_eq(cfg->upstream.timeout_ms, 5000);
+	cr_expect_str_eq(cfg->admin.token, "t");
+	cr_assert_eq(strata_config_set(cfg, "admin.token", "", "--set", err,
+				       sizeof(err)), 0, "%s", err);
+	cr_expect_null(cfg->admin.token, "an empty string unsets");
+	strata_config_free(&cfg);
+}
+
+Test(config, set_errors_name_source)
+{
+	struct strata_config *cfg = fresh();
+
+	cr_expect_eq(strata_config_set(cfg, "workers", "lots", "--workers", err,
+				       sizeof(err)), STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--workers: \"lots\" is not a whole number (use "
+			 "e.g. 4)");
+	cr_expect_eq(strata_config_set(cfg, "upstream.timout", "1s", "--set",
+				       err, sizeof(err)), STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--set: unknown key \"upstream.timout\" (did you "
+			 "mean \"upstream.timeout\"?)");
+	cr_expect_eq(strata_config_set(cfg, "routes", "x", "--set", err,
+				       sizeof(err)), STRATA_ECONFIG);
+	expect_has(err, "--route");
+	strata_config_free(&cfg);
+}
+
+Test(config, apply_env_overrides_file)
+{
+	char *envp[] = {
+		"PATH=/bin",
+		"STRATA_WORKERS=6",
+		"STRATA_UPSTREAM=http://10.0.0.1:9000",
+		"STRATA_UPSTREAM_TIMEOUT=45s",
+		"STRATA_SHUTDOWN_TIMEOUT=3s",
+		"STRATA_CACHE_MEMORY=1GiB",
+		"STRATA_MAX_OBJECT_SIZE=2MiB",
+		"STRATA_ADMIN_LISTEN=127.0.0.1:9999",
+		"STRATA_ADMIN_TOKEN=tok",
+		"STRATA_ACCESS_LOG=off",
+		"STRATA_CONFIG=/etc/strata.yaml",
+		"STRATA_SOMETHING_NEW=1",
+		NULL,
+	};
+	struct strata_config *cfg = load_ok("workers: 4\n"
+					    "upstream:\n  timeout: 30s\n");
+
+	cr_assert_eq(strata_config_apply_env(cfg, envp, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_eq(cfg->workers, 6);
+	cr_expect_str_eq(cfg->upstream.url, "http://10.0.0.1:9000");
+	cr_expect_eq(cfg->upstream.timeout_ms, 45000);
+	cr_expect_eq(cfg->shutdown_timeout_ms, 3000);
+	cr_expect_eq(cfg->cache.memory, 1 << 30);
+	cr_expect_eq(cfg->cache.max_object_size, 2 << 20);
+	cr_expect_str_eq(cfg->admin.listen, "127.0.0.1:9999");
+	cr_expect_str_eq(cfg->admin.token, "tok");
+	cr_expect_not(cfg->access_log);
+	strata_config_free(&cfg);
+}
+
+Test(config, short_env_name_beats_generic)
+{
+	char *envp[] = {
+		"STRATA_MEMORY=64MiB",
+		"STRATA_CACHE_MEMORY=32MiB",
+		NULL,
+	};
+	struct strata_config *cfg = fresh();
+
+	cr_assert_eq(strata_config_apply_env(cfg, envp, err, sizeof(err)), 0);
+	cr_expect_eq(cfg->cache.memory, 64 << 20);
+	strata_config_free(&cfg);
+}
+
+Test(config, apply_env_error_names_variable)
+{
+	char *envp[] = { "STRATA_WORKERS=0", NULL };
+	struct strata_config *cfg = fresh();
+
+	cr_expect_eq(strata_config_apply_env(cfg, envp, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "environment STRATA_WORKERS: 0 is out of range "
+			 "(use 1 to 1024)");
+	strata_config_free(&cfg);
+}
+
+Test(config, strata_routes_replaces_routes)
+{
+	char *envp[] = { "STRATA_ROUTES= /a=10s, /b/*=1m ,", NULL };
+	struct strata_config *cfg = load_ok("routes:\n"
+					    "  - {path: /file, ttl: 1s}\n");
+
+	cr_assert_eq(strata_config_apply_env(cfg, envp, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(cfg->n_routes, 2);
+	cr_expect_str_eq(cfg->routes[0].path, "/a");
+	cr_expect_eq(cfg->routes[0].ttl_ms, 10000);
+	cr_expect_str_eq(cfg->routes[1].path, "/b/*");
+	cr_expect_eq(cfg->routes[1].ttl_ms, 60000);
+	cr_expect_eq(cfg->routes[1].methods, GET_HEAD);
+	cr_expect_str_eq(cfg->routes[1].source,
+			 "environment STRATA_ROUTES \"/b/*=1m\"");
+	strata_config_free(&cfg);
+}
+
+Test(config, bad_strata_routes_keeps_routes)
+{
+	char *envp[] = { "STRATA_ROUTES=/a=10s,/b=soon", NULL };
+	struct strata_config *cfg = load_ok("routes:\n"
+					    "  - {path: /file, ttl: 1s}\n");
+
+	cr_expect_eq(strata_config_apply_env(cfg, envp, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "environment STRATA_ROUTES \"/b=soon\": \"soon\" is not "
+		   "a duration");
+	cr_assert_eq(cfg->n_routes, 1);
+	cr_expect_str_eq(cfg->routes[0].path, "/file");
+	strata_config_free(&cfg);
+}
+
+Test(config, empty_strata_routes_is_an_error)
+{
+	char *envp[] = { "STRATA_ROUTES= , ", NULL };
+	struct strata_config *cfg = load_ok("routes:\n"
+					    "  - {path: /file, ttl: 1s}\n");
+
+	cr_expect_eq(strata_config_apply_env(cfg, envp, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "environment STRATA_ROUTES: is empty");
+	cr_expect_eq(cfg->n_routes, 1);
+	strata_config_free(&cfg);
+}
+
+Test(config, add_route)
+{
+	struct strata_config *cfg = fresh();
+
+	cr_assert_eq(strata_config_add_route(cfg, "/api/*=10s", "--route", err,
+					     sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strata_config_add_route(cfg, "/q=x=0", "--route", err,
+					     sizeof(err)), 0, "%s", err);
+	cr_assert_eq(cfg->n_routes, 2);
+	cr_expect_str_eq(cfg->routes[0].path, "/api/*");
+	cr_expect_str_eq(cfg->routes[0].name, "/api/*");
+	cr_expect_eq(cfg->routes[0].ttl_ms, 10000);
+	cr_expect_eq(cfg->routes[0].methods, GET_HEAD);
+	cr_expect_str_eq(cfg->routes[1].path, "/q=x", "split at the last =");
+	cr_expect_eq(cfg->routes[1].ttl_ms, 0);
+	strata_config_free(&cfg);
+}
+
+Test(config, add_route_errors)
+{
+	struct strata_config *cfg = fresh();
+
+	cr_expect_eq(strata_config_add_route(cfg, "/x=abc", "--route", err,
+					     sizeof(err)), STRATA_ECONFIG);
+	expect_has(err, "--route \"/x=abc\": \"abc\" is not a duration (use ");
+	cr_expect_eq(strata_config_add_route(cfg, "x=1s", "--route", err,
+					     sizeof(err)), STRATA_ECONFIG);
+	expect_has(err, "--route \"x=1s\": route path \"x\" does not start");
+	cr_expect_eq(strata_config_add_route(cfg, "/x", "--route", err,
+					     sizeof(err)), STRATA_ECONFIG);
+	expect_has(err, "--route \"/x\": expected PATH=TTL");
+	cr_expect_eq(strata_config_add_route(cfg, "=1s", "--route", err,
+					     sizeof(err)), STRATA_ECONFIG);
+	cr_expect_eq(cfg->n_routes, 0);
+	strata_config_free(&cfg);
+}
+
+/* --- finish --------------------------------------------------------------- */
+
+Test(config, admin_not_loopback_needs_token)
+{
+	struct strata_config *cfg = load_ok("admin:\n  listen: 0.0.0.0:8081\n");
+
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "admin.listen 0.0.0.0:8081 is not loopback: set "
+			 "admin.token (or STRATA_ADMIN_TOKEN)");
+	cr_assert_eq(strata_config_set(cfg, "admin.token", "", "--set", err,
+				       sizeof(err)), 0);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG, "an empty token is no token");
+	cr_assert_eq(strata_config_set(cfg, "admin.token", "secret", "--set",
+				       err, sizeof(err)), 0);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+}
+
+Test(config, loopback_admin_forms)
+{
+	static const char *const loopback[] = {
+		"127.0.0.1:1", "127.9.9.9:1", "localhost:1", "[::1]:1",
+		"[::ffff:127.0.0.1]:1",
+	};
+	static const char *const exposed[] = {
+		"0.0.0.0:1", "10.0.0.1:1", "[::]:1", "[::ffff:10.0.0.1]:1",
+	};
+	struct strata_config *cfg = fresh();
+
+	for (size_t i = 0; i < sizeof(loopback) / sizeof(loopback[0]); i++) {
+		cr_assert_eq(strata_config_set(cfg, "admin.listen", loopback[i],
+					       "--admin-listen", err,
+					       sizeof(err)), 0, "%s", err);
+		cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0,
+			     "%s: %s", loopback[i], err);
+	}
+	for (size_t i = 0; i < sizeof(exposed) / sizeof(exposed[0]); i++) {
+		cr_assert_eq(strata_config_set(cfg, "admin.listen", exposed[i],
+					       "--admin-listen", err,
+					       sizeof(err)), 0, "%s", err);
+		cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+			     STRATA_ECONFIG, "%s accepted", exposed[i]);
+	}
+	strata_config_free(&cfg);
+}
+
+Test(config, finish_rechecks_struct_fields)
+{
+	struct strata_config *cfg = fresh();
+
+	cfg->workers = 0;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "workers: 0 is out of range (use 1 to 1024)");
+	cfg->workers = 2;
+	free(cfg->upstream.url);
+	cfg->upstream.url = strdup("localhost:8000");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "upstream.url: \"localhost:8000\" is not an http://");
+	strata_config_free(&cfg);
+}
+
+Test(config, finish_rejects_same_listen_and_admin)
+{
+	struct strata_config *cfg = load_ok("listen: 127.0.0.1:9000\n"
+					    "admin:\n  listen: 127.0.0.1:9000\n");
+
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "admin.listen 127.0.0.1:9000 is the same as listen");
+	cr_assert_eq(strata_config_set(cfg, "listen", "127.0.0.1:0", "--listen",
+				       err, sizeof(err)), 0);
+	cr_assert_eq(strata_config_set(cfg, "admin.listen", "127.0.0.1:0",
+				       "--admin-listen", err, sizeof(err)), 0);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0,
+		     "port 0 twice is two free ports: %s", err);
+	strata_config_free(&cfg);
+}
+
+Test(config, finish_finds_duplicates_across_layers)
+{
+	struct strata_config *cfg = load_ok("routes:\n"
+					    "  - path: /slow\n"
+					    "    ttl: 60s\n");
+
+	cr_assert_eq(strata_config_add_route(cfg, "/slow=5s", "--route", err,
+					     sizeof(err)), 0, "%s", err);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--route \"/slow=5s\": route path \"/slow\" is "
+			 "already routed at strata.yaml:2 (remove one of them)");
+	strata_config_free(&cfg);
+}
