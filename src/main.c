@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "core/log.h"
 #include "strata/config.h"
@@ -218,6 +219,23 @@ static void block_signals(sigset_t *set)
 	signal(SIGPIPE, SIG_IGN);
 }
 
+/*
+ * Every proxied request holds two descriptors (client and upstream), so the
+ * usual soft limit of 1024 would cap Strata near 500 requests in flight.
+ * Raise it to the hard limit, as nginx's worker_rlimit_nofile does.
+ */
+static void raise_fd_limit(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		if (setrlimit(RLIMIT_NOFILE, &rl) != 0)
+			strata_log_warn("cannot raise the open-file limit to "
+					"%llu", (unsigned long long)rl.rlim_max);
+	}
+}
+
 static int run(const struct strata_config *cfg)
 {
 	struct strata_server *srv = NULL;
@@ -225,6 +243,7 @@ static int run(const struct strata_config *cfg)
 	int sig = 0, rc;
 
 	block_signals(&set);
+	raise_fd_limit();
 	rc = strata_server_new(cfg, &srv);
 	if (rc == 0)
 		rc = strata_server_start(srv);

@@ -45,7 +45,6 @@ struct strata_exchange {
 	struct strata_upstream_xfer *xfer; /* NULL once done */
 	bool suspended;                /* conn is suspended by us */
 	bool head_ready;
-	bool responded;
 	bool done;
 	bool upstream_paused;
 	int result;                    /* transfer result once done */
@@ -154,8 +153,9 @@ static int on_body(void *arg, const char *data, size_t len)
 		ex->head = c;
 	ex->tail = c;
 	ex->buffered += len;
-	if (ex->responded)
-		wake_locked(ex);
+	/* Only a reader waiting for bytes can be parked now: the head came
+	 * first, and respond() never parks once the head is there. */
+	wake_locked(ex);
 out:
 	pthread_mutex_unlock(&ex->lock);
 	return rc;
@@ -380,29 +380,34 @@ int strata_exchange_respond(struct strata_exchange *ex,
 			park_locked(ex); /* woken without news: wait again */
 			rc = -EAGAIN;
 		}
-		goto out;
+		pthread_mutex_unlock(&ex->lock);
+		return rc;
 	}
 	size = response_size(&ex->resp_headers);
 	if (ex->done && ex->result == 0 && size == MHD_SIZE_UNKNOWN)
 		size = ex->buffered; /* whole body here: send a length */
+	pthread_mutex_unlock(&ex->lock);
+
+	/*
+	 * Built and queued without ex->lock: libmicrohttpd calls reader_cb
+	 * with the response's own mutex held, and reader_cb takes ex->lock,
+	 * so holding ex->lock here while queueing would invert that order.
+	 * The head (status, resp_headers) is written once by the upstream
+	 * thread before head_ready is set under the lock and never again, so
+	 * reading it unlocked after seeing head_ready is safe.
+	 */
 	resp = MHD_create_response_from_callback(size, READER_BLOCK, reader_cb,
 						 ex, reader_free_cb);
-	if (resp == NULL) {
-		rc = -ENOMEM;
-		goto out;
-	}
+	if (resp == NULL)
+		return -ENOMEM;
 	exchange_ref(ex); /* the response's reference */
 	add_response_headers(ex, resp);
 	MHD_add_response_header(resp, "Cache-Status", cache_status);
 	if (MHD_queue_response(ex->conn, ex->status, resp) != MHD_YES)
 		rc = STRATA_EUPSTREAM; /* e.g. a status MHD cannot send */
-	else {
-		ex->responded = true;
+	else
 		*status = ex->status;
-	}
 	MHD_destroy_response(resp);
-out:
-	pthread_mutex_unlock(&ex->lock);
 	return rc;
 }
 
