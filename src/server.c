@@ -12,13 +12,19 @@
 
 #include <errno.h>
 #include <stdlib.h>
+#include <string.h>
 #include <time.h>
 
+#include "cache/flight.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "core/route.h"
 #include "front/front.h"
+#include "front/handler.h"
 #include "strata/config.h"
+#include "strata/handler.h"
 #include "strata/strata.h"
+#include "tier/mem.h"
 #include "upstream/upstream.h"
 
 #define SERVER_MAGIC 0x53525652u /* "SRVR" */
@@ -29,10 +35,20 @@
 /* After cancelling, how long parked connections get to be answered. */
 #define CANCEL_GRACE_MS 2000u
 
+/* Threads running memoized C handlers (only started when one is set). */
+#define HANDLER_THREADS 8u
+
 struct strata_server {
 	uint32_t magic;
+	struct strata_front_config fcfg;
+	char *listen;
 	struct strata_route_table *routes;
+	struct strata_handler *handlers;   /* one per route */
+	bool has_handlers;
 	struct strata_upstream *up;
+	struct strata_mem *mem;
+	struct strata_flights *flights;
+	struct strata_pool *handler_pool;
 	struct strata_front *front;
 	bool started;
 	bool drained;
@@ -58,6 +74,7 @@ int strata_server_new(const struct strata_config *cfg,
 		.client_timeout_ms = cfg->client_timeout_ms,
 		.preserve_host = cfg->upstream.preserve_host,
 		.stream_buffer = STREAM_BUFFER,
+		.max_object_size = cfg->cache.max_object_size,
 	};
 	int rc;
 
@@ -70,10 +87,20 @@ int strata_server_new(const struct strata_config *cfg,
 		strata_log_error("%s", err);
 		goto fail;
 	}
-	rc = strata_upstream_new(&ucfg, &srv->up);
-	if (rc != 0)
+	srv->handlers = calloc(strata_route_table_size(srv->routes) + 1,
+			       sizeof(*srv->handlers));
+	srv->listen = strdup(cfg->listen);
+	if (srv->handlers == NULL || srv->listen == NULL) {
+		rc = -ENOMEM;
 		goto fail;
-	rc = strata_front_new(&fcfg, srv->routes, srv->up, &srv->front);
+	}
+	srv->fcfg = fcfg;
+	srv->fcfg.listen = srv->listen;
+	rc = strata_upstream_new(&ucfg, &srv->up);
+	if (rc == 0)
+		rc = strata_mem_new(cfg->cache.memory, &srv->mem);
+	if (rc == 0)
+		rc = strata_flights_new(&srv->flights);
 	if (rc != 0)
 		goto fail;
 	strata_log_set_access(cfg->access_log);
@@ -84,11 +111,49 @@ fail:
 	return rc;
 }
 
+int strata_server_handle(struct strata_server *srv, const char *route_path,
+			 strata_handler_fn fn, void *arg)
+{
+	size_t n = strata_route_table_size(srv->routes);
+
+	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
+	if (srv->started)
+		return -EBUSY;
+	for (size_t i = 0; i < n; i++) {
+		const struct strata_route *route =
+			strata_route_table_at(srv->routes, i);
+
+		if (strcmp(route->path, route_path) == 0) {
+			srv->handlers[i].fn = fn;
+			srv->handlers[i].arg = arg;
+			srv->has_handlers = true;
+			return 0;
+		}
+	}
+	return -ENOENT;
+}
+
 int strata_server_start(struct strata_server *srv)
 {
+	struct strata_front_deps deps = {
+		.routes = srv->routes,
+		.up = srv->up,
+		.mem = srv->mem,
+		.flights = srv->flights,
+		.handlers = srv->handlers,
+	};
 	int rc;
 
 	STRATA_ASSERT(srv->magic == SERVER_MAGIC && !srv->started);
+	if (srv->has_handlers) {
+		rc = strata_pool_new(HANDLER_THREADS, &srv->handler_pool);
+		if (rc != 0)
+			return rc;
+	}
+	deps.handler_pool = srv->handler_pool;
+	rc = strata_front_new(&srv->fcfg, &deps, &srv->front);
+	if (rc != 0)
+		return rc;
 	rc = strata_upstream_start(srv->up);
 	if (rc != 0)
 		return rc;
@@ -130,6 +195,9 @@ int strata_server_drain(struct strata_server *srv, uint64_t timeout_ms)
 				"%llu ms: cancelling them",
 				left, (unsigned long long)timeout_ms);
 		strata_upstream_cancel_all(srv->up);
+		/* Handlers cannot be interrupted: let the queued and running
+		 * ones finish, which wakes their parked connections. */
+		strata_pool_free(&srv->handler_pool);
 		wait_idle(srv, strata_now_ms() + CANCEL_GRACE_MS);
 	}
 	/* Closes keep-alive connections and any client still reading. */
@@ -147,9 +215,16 @@ void strata_server_free(struct strata_server **srvp)
 	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
 	if (srv->started && !srv->drained)
 		strata_server_drain(srv, 0);
+	/* Handler jobs wake their connections, so the pool goes before the
+	 * front end (a drain has usually emptied it already). */
+	strata_pool_free(&srv->handler_pool);
 	strata_front_free(&srv->front);
 	strata_upstream_free(&srv->up);
+	strata_flights_free(&srv->flights);
+	strata_mem_free(&srv->mem);
 	strata_route_table_release(&srv->routes);
+	free(srv->handlers);
+	free(srv->listen);
 	srv->magic = 0;
 	free(srv);
 	*srvp = NULL;

@@ -37,6 +37,14 @@ enum strata_method {
 	STRATA_METHOD_OTHER = 1u << 7,   /* any method not listed above */
 };
 
+/* What a route's cache key takes from the query string (`query:`). */
+enum strata_route_query {
+	STRATA_ROUTE_QUERY_RAW = 0,    /* the query as received (default) */
+	STRATA_ROUTE_QUERY_IGNORE = 1, /* no query in the key */
+	STRATA_ROUTE_QUERY_KEEP = 2,   /* only query_keep's parameters,
+					  sorted */
+};
+
 /* One `routes:` entry as configured (before compilation into a table). */
 struct strata_route_config {
 	char *path;            /* pattern, see strata.yaml(5) */
@@ -45,6 +53,12 @@ struct strata_route_config {
 	unsigned methods;      /* STRATA_METHOD_* bits; default GET|HEAD */
 	char **vary;           /* header names whose values join the key */
 	size_t n_vary;
+	int query;             /* STRATA_ROUTE_QUERY_*; default RAW */
+	char **query_keep;     /* parameter names (raw bytes), for KEEP */
+	size_t n_query_keep;   /* at least one when query is KEEP */
+	bool force;            /* store even responses marked private or
+				  no-store, with Set-Cookie, or to requests
+				  with Authorization; default false */
 	char *source;          /* for messages: "strata.yaml:14", or the
 				  caller's source and the spec:
 				  "--route \"/slow=60s\"" */

@@ -34,6 +34,7 @@ enum strata_error {
 	STRATA_EUPSTREAM = -1006,    /* upstream sent an invalid response */
 	STRATA_ECANCELED = -1007,    /* the operation was cancelled */
 	STRATA_ETOOBIG = -1008,      /* a size limit was exceeded */
+	STRATA_ECORRUPT = -1009,     /* stored bytes failed validation */
 };
 
 /* The library version, "MAJOR.MINOR.PATCH".  Thread-safe. */

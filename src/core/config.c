@@ -137,7 +137,7 @@ static const struct option route_ttl = {
 };
 
 static const char *const route_keys[] = {
-	"path", "name", "ttl", "methods", "vary",
+	"path", "name", "ttl", "methods", "vary", "query", "force",
 };
 
 #define DEFAULT_METHODS (STRATA_METHOD_GET | STRATA_METHOD_HEAD)
@@ -817,11 +817,21 @@ static int set_option(struct strata_config *cfg, const struct option *opt,
 
 /* --- routes --------------------------------------------------------------- */
 
+static void query_keep_clear(struct strata_route_config *r)
+{
+	for (size_t i = 0; i < r->n_query_keep; i++)
+		free(r->query_keep[i]);
+	free(r->query_keep);
+	r->query_keep = NULL;
+	r->n_query_keep = 0;
+}
+
 static void route_config_clear(struct strata_route_config *r)
 {
 	for (size_t i = 0; i < r->n_vary; i++)
 		free(r->vary[i]);
 	free(r->vary);
+	query_keep_clear(r);
 	free(r->path);
 	free(r->name);
 	free(r->source);
@@ -1322,6 +1332,115 @@ static int load_vary(struct loader *ld, struct fy_node *node, int line,
 	return rc;
 }
 
+/*
+ * A query parameter name as it appears in requests: raw bytes, compared
+ * exactly.  "&" and "=" end a name and "#", spaces and control bytes never
+ * reach the key, so a name holding one would silently never match.
+ */
+static bool is_query_name(const char *text)
+{
+	if (!text[0])
+		return false;
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p <= ' ' || *p == 0x7f || *p == '&' || *p == '=' ||
+		    *p == '#')
+			return false;
+	}
+	return true;
+}
+
+/* query: [page, sort] -- the parameters kept in the key. */
+static int load_query_keep(struct loader *ld, struct fy_node *node, int line,
+			   struct strata_route_config *r)
+{
+	void *iter = NULL;
+	struct fy_node *item;
+	int rc = 0;
+
+	query_keep_clear(r);
+	for (size_t i = 0; rc == 0 &&
+	     (item = fy_node_sequence_iterate(node, &iter)); i++) {
+		size_t old = path_push_index(&ld->path, i);
+		char *text = NULL;
+		char **grown;
+
+		rc = scalar_value(ld, item, line, "a query parameter name",
+				  &text);
+		if (rc == 0 && !is_query_name(text))
+			rc = fail(ld, line_or(item, line), "\"%s\" is not a "
+				  "query parameter name (write the name as "
+				  "sent, without \"=\", \"&\" or spaces, e.g. "
+				  "page)", text);
+		if (rc == 0) {
+			grown = realloc(r->query_keep, (r->n_query_keep + 1) *
+						       sizeof(*grown));
+			if (!grown) {
+				rc = fail(ld, line, "out of memory");
+			} else {
+				r->query_keep = grown;
+				r->query_keep[r->n_query_keep++] = text;
+				text = NULL;
+			}
+		}
+		free(text);
+		path_pop(&ld->path, old);
+	}
+	if (rc == 0 && r->n_query_keep == 0)
+		rc = fail(ld, line_or(node, line), "is empty (to keep no "
+			  "parameter, use query: ignore)");
+	if (rc == 0)
+		r->query = STRATA_ROUTE_QUERY_KEEP;
+	return rc;
+}
+
+/* query: raw | ignore | [names...] */
+static int load_query(struct loader *ld, struct fy_node *node, int line,
+		      struct strata_route_config *r)
+{
+	const char *fix = "use raw, ignore or a list of parameter names, "
+			  "e.g. [page, sort]";
+	char *text = NULL;
+	int rc;
+
+	if (node && fy_node_is_sequence(node))
+		return load_query_keep(ld, node, line, r);
+	if (node && !fy_node_is_scalar(node))
+		return fail(ld, line_or(node, line), "expected raw, ignore or "
+			    "a list of parameter names, not %s (%s)",
+			    node_kind(node), fix);
+	line = line_or(node, line);
+	rc = scalar_value(ld, node, line, "a query mode", &text);
+	if (rc < 0)
+		return rc;
+	if (strcasecmp(text, "raw") == 0)
+		r->query = STRATA_ROUTE_QUERY_RAW;
+	else if (strcasecmp(text, "ignore") == 0)
+		r->query = STRATA_ROUTE_QUERY_IGNORE;
+	else
+		rc = fail(ld, line, "\"%s\" is not a query mode (%s)", text,
+			  fix);
+	if (rc == 0)
+		query_keep_clear(r);
+	free(text);
+	return rc;
+}
+
+/* force: true | false */
+static int load_force(struct loader *ld, struct fy_node *node, int line,
+		      struct strata_route_config *r)
+{
+	char *text = NULL;
+	int rc;
+
+	line = line_or(node, line);
+	rc = scalar_value(ld, node, line, "true or false", &text);
+	if (rc == 0 && parse_bool(text, &r->force) < 0)
+		rc = fail(ld, line, "\"%s\" is not a boolean (use true or "
+			  "false)", text);
+	free(text);
+	return rc;
+}
+
 /* One key of a route mapping. */
 static int load_route_key(struct loader *ld, const char *key,
 			  struct fy_node *value, int line,
@@ -1336,6 +1455,10 @@ static int load_route_key(struct loader *ld, const char *key,
 		return load_methods(ld, value, line, &r->methods);
 	if (strcmp(key, "vary") == 0)
 		return load_vary(ld, value, line, r);
+	if (strcmp(key, "query") == 0)
+		return load_query(ld, value, line, r);
+	if (strcmp(key, "force") == 0)
+		return load_force(ld, value, line, r);
 	if (strcmp(key, "path") != 0 && strcmp(key, "name") != 0 &&
 	    strcmp(key, "ttl") != 0)
 		return unknown_key(ld, line, key, route_keys,

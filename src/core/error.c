@@ -33,6 +33,8 @@ const char *strata_strerror(int err)
 		return "cancelled";
 	case STRATA_ETOOBIG:
 		return "size limit exceeded";
+	case STRATA_ECORRUPT:
+		return "corrupt stored entry";
 	default:
 		break;
 	}

@@ -118,3 +118,79 @@ bool strata_http_is_hop_by_hop(const char *name, const char *connection)
 			return true;
 	return strata_http_list_has(connection, name);
 }
+
+char *strata_headers_join(const struct strata_headers *h, const char *name)
+{
+	size_t len = 0;
+	char *joined, *p;
+
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, name) == 0)
+			len += strlen(h->v[i].value) + 1;
+	if (len == 0)
+		return NULL;
+	joined = malloc(len);
+	if (joined == NULL)
+		return NULL;
+	p = joined;
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, name) == 0) {
+			size_t n = strlen(h->v[i].value);
+
+			if (p != joined)
+				*p++ = ',';
+			memcpy(p, h->v[i].value, n);
+			p += n;
+		}
+	*p = '\0';
+	return joined;
+}
+
+int strata_http_end_to_end(const struct strata_headers *in,
+			   struct strata_headers *out)
+{
+	char *connection = strata_headers_join(in, "Connection");
+	int rc = 0;
+
+	for (size_t i = 0; i < in->n && rc == 0; i++) {
+		const char *name = in->v[i].name;
+
+		if (strata_http_is_hop_by_hop(name, connection) ||
+		    strcasecmp(name, "Content-Length") == 0)
+			continue;
+		rc = strata_headers_add(out, name, in->v[i].value);
+	}
+	free(connection);
+	return rc;
+}
+
+bool strata_http_cc_has(const char *cache_control, const char *directive)
+{
+	size_t dlen = strlen(directive);
+	const char *p = cache_control;
+
+	if (p == NULL)
+		return false;
+	while (*p != '\0') {
+		while (is_ows(*p) || *p == ',')
+			p++;
+		if (strncasecmp(p, directive, dlen) == 0 &&
+		    (p[dlen] == '\0' || p[dlen] == ',' || p[dlen] == '=' ||
+		     is_ows(p[dlen])))
+			return true;
+		/* Skip this directive, including a quoted argument that may
+		 * itself contain commas. */
+		while (*p != '\0' && *p != ',') {
+			if (*p == '"') {
+				p++;
+				while (*p != '\0' && *p != '"')
+					p += (*p == '\\' && p[1] != '\0') ? 2 : 1;
+				if (*p == '"')
+					p++;
+				continue;
+			}
+			p++;
+		}
+	}
+	return false;
+}

@@ -36,6 +36,10 @@ int strata_headers_addn(struct strata_headers *h, const char *name,
 const char *strata_headers_get(const struct strata_headers *h,
 			       const char *name);
 
+/* All values of `name` joined with ",", in a new string the caller frees;
+ * NULL when absent (or out of memory). */
+char *strata_headers_join(const struct strata_headers *h, const char *name);
+
 /* Free every header; the list is empty and reusable afterwards. */
 void strata_headers_clear(struct strata_headers *h);
 
@@ -53,5 +57,22 @@ bool strata_http_is_hop_by_hop(const char *name, const char *connection);
  * optional whitespace.  NULL list: false.
  */
 bool strata_http_list_has(const char *list, const char *token);
+
+/*
+ * Copy into `out` the end-to-end headers of a response `in` that a proxy
+ * or cache passes on: everything but hop-by-hop headers (including those
+ * the response's Connection header names) and Content-Length (the sender
+ * frames the body itself).  Returns 0 or -ENOMEM (out is then partial;
+ * the caller clears it).
+ */
+int strata_http_end_to_end(const struct strata_headers *in,
+			   struct strata_headers *out);
+
+/*
+ * Whether a Cache-Control value (all the header's values joined by ",")
+ * has `directive` ("no-store", "private", ...), as a whole token with or
+ * without an argument.  NULL value: false.
+ */
+bool strata_http_cc_has(const char *cache_control, const char *directive);
 
 #endif /* STRATA_CORE_HTTP_H */

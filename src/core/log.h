@@ -45,6 +45,10 @@ void strata_log_access(const struct strata_access *a);
 /* Monotonic milliseconds (CLOCK_MONOTONIC), for deadlines and durations. */
 uint64_t strata_now_ms(void);
 
+/* Wall-clock milliseconds since the epoch (CLOCK_REALTIME): for times
+ * stored in entries, which other hosts and later runs must agree on. */
+int64_t strata_wall_ms(void);
+
 /* Monotonic microseconds. */
 uint64_t strata_now_us(void);
 

@@ -129,38 +129,100 @@ static void entry_clear(struct route_entry *e)
 	for (size_t i = 0; i < e->pub.n_vary; i++)
 		free((char *)e->pub.vary[i]);
 	free((void *)e->pub.vary);
+	/* key_rule.vary is pub.vary: freed just above. */
+	for (size_t i = 0; i < e->pub.key_rule.n_query_keep; i++)
+		free((char *)e->pub.key_rule.query_keep[i]);
+	free((void *)e->pub.key_rule.query_keep);
 	free((char *)e->pub.name);
 	free((char *)e->pub.path);
 	free(e->source);
 }
 
+/*
+ * Copy n strings into a new array, counting copies in *copied as they are
+ * made so that a failure leaves a state entry_clear() can free.
+ */
+static int copy_strings(char *const *from, size_t n, const char *const **to,
+			size_t *copied)
+{
+	char **v;
+
+	if (n == 0)
+		return 0;
+	v = calloc(n, sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	*to = (const char *const *)v;
+	for (size_t i = 0; i < n; i++) {
+		v[i] = strdup(from[i]);
+		if (!v[i])
+			return -ENOMEM;
+		*copied = i + 1;
+	}
+	return 0;
+}
+
 static int entry_init(struct route_entry *e,
 		      const struct strata_route_config *rc, size_t index)
 {
-	char **vary = NULL;
+	struct strata_key_rule *rule = &e->pub.key_rule;
 
 	e->pub.index = index;
 	e->pub.ttl_ms = rc->ttl_ms;
 	e->pub.methods = rc->methods;
+	e->pub.force = rc->force;
 	e->pub.path = strdup(rc->path);
 	e->pub.name = strdup(rc->name ? rc->name : rc->path);
 	e->source = strdup(rc->source ? rc->source : "route");
 	if (!e->pub.path || !e->pub.name || !e->source)
 		return -ENOMEM;
-	if (rc->n_vary) {
-		vary = calloc(rc->n_vary, sizeof(*vary));
-		if (!vary)
-			return -ENOMEM;
-		e->pub.vary = (const char *const *)vary;
-		for (size_t i = 0; i < rc->n_vary; i++) {
-			vary[i] = strdup(rc->vary[i]);
-			if (!vary[i])
-				return -ENOMEM;
-			e->pub.n_vary = i + 1;
-		}
-	}
+	if (copy_strings(rc->vary, rc->n_vary, &e->pub.vary,
+			 &e->pub.n_vary) < 0)
+		return -ENOMEM;
+	/* check_routes() vouched for the mode; key.c static_asserts that
+	 * STRATA_ROUTE_QUERY_* equal enum strata_query_mode. */
+	rule->query = (enum strata_query_mode)rc->query;
+	rule->vary = e->pub.vary;
+	rule->n_vary = e->pub.n_vary;
+	/* The keep list means something only in KEEP mode. */
+	if (rc->query == STRATA_ROUTE_QUERY_KEEP &&
+	    copy_strings(rc->query_keep, rc->n_query_keep, &rule->query_keep,
+			 &rule->n_query_keep) < 0)
+		return -ENOMEM;
 	classify(e);
 	return 0;
+}
+
+/*
+ * The configuration struct is public, so its query fields are checked
+ * again here rather than trusted from the YAML loader.
+ */
+static int check_query(const struct strata_route_config *rc, char *why,
+		       size_t whylen)
+{
+	switch (rc->query) {
+	case STRATA_ROUTE_QUERY_RAW:
+	case STRATA_ROUTE_QUERY_IGNORE:
+		return 0;
+	case STRATA_ROUTE_QUERY_KEEP:
+		if (rc->n_query_keep == 0 || !rc->query_keep) {
+			snprintf(why, whylen, "query keeps no parameter (list "
+				 "at least one name, or use query: ignore)");
+			return -EINVAL;
+		}
+		for (size_t i = 0; i < rc->n_query_keep; i++) {
+			if (!rc->query_keep[i] || !rc->query_keep[i][0]) {
+				snprintf(why, whylen, "query parameter name "
+					 "%zu is empty (remove it)", i);
+				return -EINVAL;
+			}
+		}
+		return 0;
+	default:
+		snprintf(why, whylen, "query mode %d is unknown (use raw, "
+			 "ignore or a list of parameter names)", rc->query);
+		return -EINVAL;
+	}
 }
 
 /*
@@ -178,6 +240,10 @@ static int check_routes(const struct strata_route_config *routes,
 
 		if (strata_route_pattern_check(routes[i].path, why,
 					       sizeof(why)) < 0) {
+			snprintf(err, errlen, "%s: %s", source, why);
+			return STRATA_ECONFIG;
+		}
+		if (check_query(&routes[i], why, sizeof(why)) < 0) {
 			snprintf(err, errlen, "%s: %s", source, why);
 			return STRATA_ECONFIG;
 		}

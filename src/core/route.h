@@ -24,6 +24,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/key.h"
 #include "strata/config.h"
 
 #define STRATA_ROUTE_MAGIC 0x52545442u /* "RTTB" */
@@ -44,6 +45,12 @@ struct strata_route {
 	unsigned methods;          /* STRATA_METHOD_* bits */
 	const char *const *vary;
 	size_t n_vary;
+	/* How requests on this route are keyed: its query mode and keep list
+	 * (copies owned by the table) and its vary list (the same array as
+	 * `vary` above).  Pass &route->key_rule to strata_key_text(). */
+	struct strata_key_rule key_rule;
+	bool force;                /* store despite private/no-store,
+				      Set-Cookie or Authorization */
 	size_t index;              /* position in the table (metrics, admin) */
 };
 
@@ -58,7 +65,9 @@ int strata_route_pattern_check(const char *pattern, char *err, size_t errlen);
 
 /*
  * Build a table from configured routes.  Fails with STRATA_ECONFIG (reason
- * in err, naming the route's source) on a bad pattern or a duplicate path.
+ * in err, naming the route's source) on a bad pattern, a duplicate path,
+ * a query mode that is not a STRATA_ROUTE_QUERY_* value, or a KEEP mode
+ * with no parameter names.
  * On success *out holds a table with one reference; release it with
  * strata_route_table_release().  The table copies what it needs.
  */

@@ -17,6 +17,7 @@
 #include <strings.h>
 
 #include "core/log.h"
+#include "front/reply.h"
 #include "strata/strata.h"
 #include "upstream/upstream.h"
 
@@ -38,13 +39,14 @@ struct strata_exchange {
 	atomic_uint refcnt;
 	struct strata_exchange_request req; /* must outlive the transfer */
 	size_t buffer_limit;
-	const char *via;
+	size_t collect_limit;
 
 	pthread_mutex_t lock;
 	struct MHD_Connection *conn;   /* NULL once abandoned */
 	struct strata_upstream_xfer *xfer; /* NULL once done */
 	bool suspended;                /* conn is suspended by us */
 	bool head_ready;
+	bool collecting;               /* holding the body back, see params */
 	bool done;
 	bool upstream_paused;
 	int result;                    /* transfer result once done */
@@ -105,6 +107,8 @@ static void park_locked(struct strata_exchange *ex)
 	MHD_suspend_connection(ex->conn);
 }
 
+static uint64_t response_size(const struct strata_headers *h);
+
 /* ---- upstream callbacks (upstream thread) ------------------------------- */
 
 static void on_headers(void *arg, unsigned status,
@@ -117,7 +121,12 @@ static void on_headers(void *arg, unsigned status,
 	ex->resp_headers = *headers;
 	memset(headers, 0, sizeof(*headers));
 	ex->head_ready = true;
-	wake_locked(ex);
+	if (ex->collecting &&
+	    response_size(&ex->resp_headers) != MHD_SIZE_UNKNOWN &&
+	    response_size(&ex->resp_headers) > ex->collect_limit)
+		ex->collecting = false; /* announced too big: stream it */
+	if (!ex->collecting)
+		wake_locked(ex);
 	pthread_mutex_unlock(&ex->lock);
 }
 
@@ -130,7 +139,7 @@ static int on_body(void *arg, const char *data, size_t len)
 	pthread_mutex_lock(&ex->lock);
 	if (ex->conn == NULL)
 		goto out; /* client gone: drop bytes, cancel is on its way */
-	if (ex->buffered >= ex->buffer_limit) {
+	if (!ex->collecting && ex->buffered >= ex->buffer_limit) {
 		ex->upstream_paused = true;
 		rc = STRATA_UPSTREAM_PAUSE;
 		goto out;
@@ -153,9 +162,12 @@ static int on_body(void *arg, const char *data, size_t len)
 		ex->head = c;
 	ex->tail = c;
 	ex->buffered += len;
-	/* Only a reader waiting for bytes can be parked now: the head came
-	 * first, and respond() never parks once the head is there. */
-	wake_locked(ex);
+	if (ex->collecting && ex->buffered > ex->collect_limit)
+		ex->collecting = false; /* grew too big: stream from here */
+	/* Parked now: a reader waiting for bytes, or a poll that must learn
+	 * that collecting stopped; a collecting exchange waits for done. */
+	if (!ex->collecting)
+		wake_locked(ex);
 out:
 	pthread_mutex_unlock(&ex->lock);
 	return rc;
@@ -201,7 +213,8 @@ int strata_exchange_start(struct strata_upstream *up,
 	atomic_init(&ex->refcnt, 2);
 	ex->conn = params->conn;
 	ex->buffer_limit = params->buffer_limit;
-	ex->via = params->via;
+	ex->collect_limit = params->collect_limit;
+	ex->collecting = params->collect_limit > 0;
 	pthread_mutex_init(&ex->lock, NULL);
 	ureq = (struct strata_upstream_request){
 		.method = req->method,
@@ -306,62 +319,50 @@ static uint64_t response_size(const struct strata_headers *h)
 	return n;
 }
 
-/* Join all values of the Connection header, for hop-by-hop checks. */
-static char *connection_tokens(const struct strata_headers *h)
+int strata_exchange_poll(struct strata_exchange *ex)
 {
-	size_t len = 0;
-	char *joined;
+	int rc;
 
-	for (size_t i = 0; i < h->n; i++)
-		if (strcasecmp(h->v[i].name, "Connection") == 0)
-			len += strlen(h->v[i].value) + 1;
-	if (len == 0)
-		return NULL;
-	joined = calloc(1, len + 1);
-	if (joined == NULL)
-		return NULL;
-	for (size_t i = 0; i < h->n; i++)
-		if (strcasecmp(h->v[i].name, "Connection") == 0) {
-			strcat(joined, h->v[i].value);
-			strcat(joined, ",");
-		}
-	return joined;
+	STRATA_ASSERT(ex->magic == EXCHANGE_MAGIC);
+	pthread_mutex_lock(&ex->lock);
+	if (ex->done && (!ex->head_ready || (ex->collecting && ex->result)))
+		rc = ex->result != 0 ? ex->result : STRATA_EUPSTREAM;
+	else if (ex->head_ready && !ex->collecting)
+		rc = STRATA_EXCHANGE_STREAM;
+	else if (ex->head_ready && ex->done)
+		rc = STRATA_EXCHANGE_COMPLETE;
+	else {
+		park_locked(ex); /* woken without news: wait again */
+		rc = -EAGAIN;
+	}
+	pthread_mutex_unlock(&ex->lock);
+	return rc;
 }
 
-/* Copy the end-to-end headers of the upstream response. */
-static void add_response_headers(struct strata_exchange *ex,
-				 struct MHD_Response *resp)
+int strata_exchange_take(struct strata_exchange *ex, unsigned *status,
+			 struct strata_headers *headers, char **body,
+			 size_t *body_len)
 {
-	const struct strata_headers *h = &ex->resp_headers;
-	char *connection = connection_tokens(h);
-	const char *upstream_via = NULL;
+	char *buf = NULL;
+	size_t n;
 
-	for (size_t i = 0; i < h->n; i++) {
-		const char *name = h->v[i].name;
-
-		if (strata_http_is_hop_by_hop(name, connection) ||
-		    strcasecmp(name, "Content-Length") == 0)
-			continue;
-		if (strcasecmp(name, "Via") == 0) {
-			upstream_via = h->v[i].value;
-			continue;
+	pthread_mutex_lock(&ex->lock);
+	STRATA_ASSERT(ex->done && ex->head_ready && ex->collecting);
+	if (ex->buffered > 0) {
+		buf = malloc(ex->buffered);
+		if (buf == NULL) {
+			pthread_mutex_unlock(&ex->lock);
+			return -ENOMEM;
 		}
-		if (MHD_add_response_header(resp, name, h->v[i].value) !=
-		    MHD_YES)
-			strata_log(STRATA_LOG_DEBUG,
-				   "dropped response header %s", name);
 	}
-	free(connection);
-	if (upstream_via != NULL) {
-		char *via = NULL;
-
-		if (asprintf(&via, "%s, %s", upstream_via, ex->via) >= 0) {
-			MHD_add_response_header(resp, "Via", via);
-			free(via);
-		}
-	} else {
-		MHD_add_response_header(resp, "Via", ex->via);
-	}
+	n = drain_locked(ex, buf, ex->buffered);
+	*status = ex->status;
+	*headers = ex->resp_headers;
+	memset(&ex->resp_headers, 0, sizeof(ex->resp_headers));
+	pthread_mutex_unlock(&ex->lock);
+	*body = buf;
+	*body_len = n;
+	return 0;
 }
 
 int strata_exchange_respond(struct strata_exchange *ex,
@@ -373,16 +374,7 @@ int strata_exchange_respond(struct strata_exchange *ex,
 
 	STRATA_ASSERT(ex->magic == EXCHANGE_MAGIC);
 	pthread_mutex_lock(&ex->lock);
-	if (!ex->head_ready) {
-		if (ex->done)
-			rc = ex->result != 0 ? ex->result : STRATA_EUPSTREAM;
-		else {
-			park_locked(ex); /* woken without news: wait again */
-			rc = -EAGAIN;
-		}
-		pthread_mutex_unlock(&ex->lock);
-		return rc;
-	}
+	STRATA_ASSERT(ex->head_ready && !ex->collecting);
 	size = response_size(&ex->resp_headers);
 	if (ex->done && ex->result == 0 && size == MHD_SIZE_UNKNOWN)
 		size = ex->buffered; /* whole body here: send a length */
@@ -401,11 +393,17 @@ int strata_exchange_respond(struct strata_exchange *ex,
 	if (resp == NULL)
 		return -ENOMEM;
 	exchange_ref(ex); /* the response's reference */
-	add_response_headers(ex, resp);
-	MHD_add_response_header(resp, "Cache-Status", cache_status);
-	if (MHD_queue_response(ex->conn, ex->status, resp) != MHD_YES)
+	{
+		struct strata_headers h = { 0 };
+
+		if (strata_http_end_to_end(&ex->resp_headers, &h) != 0)
+			rc = -ENOMEM;
+		strata_reply_headers(resp, &h, cache_status);
+		strata_headers_clear(&h);
+	}
+	if (rc == 0 && MHD_queue_response(ex->conn, ex->status, resp) != MHD_YES)
 		rc = STRATA_EUPSTREAM; /* e.g. a status MHD cannot send */
-	else
+	else if (rc == 0)
 		*status = ex->status;
 	MHD_destroy_response(resp);
 	return rc;

@@ -49,7 +49,19 @@ struct strata_exchange_request {
 struct strata_exchange_params {
 	struct MHD_Connection *conn;   /* borrowed for the exchange's life */
 	size_t buffer_limit;           /* bytes held before pausing upstream */
-	const char *via;               /* Via value appended to the response */
+	/*
+	 * 0: stream the response as it arrives.  Otherwise collect it whole
+	 * (the cache's miss path) as long as the body stays within this many
+	 * bytes; a longer body (by Content-Length or as it grows) switches
+	 * the exchange to streaming, bytes already collected first.
+	 */
+	size_t collect_limit;
+};
+
+/* What strata_exchange_poll() found. */
+enum {
+	STRATA_EXCHANGE_COMPLETE = 1, /* collected whole: strata_exchange_take */
+	STRATA_EXCHANGE_STREAM = 2,   /* head here: strata_exchange_respond */
 };
 
 /*
@@ -67,14 +79,32 @@ int strata_exchange_start(struct strata_upstream *up,
 
 /*
  * Called from the access handler after the connection was resumed.
- * Returns 0 after queueing the upstream's response with `cache_status`
- * added (*status is set), -EAGAIN when nothing arrived yet (the connection
- * was suspended again: return MHD_YES), or the transfer's error
- * (STRATA_ECONNECT, STRATA_ETIMEOUT, STRATA_EUPSTREAM, STRATA_ECANCELED,
- * -ENOMEM) when the caller must answer with an error itself.
+ * Returns STRATA_EXCHANGE_STREAM when the response head is here and the
+ * body is to be streamed, STRATA_EXCHANGE_COMPLETE when a collecting
+ * exchange has the whole response, -EAGAIN when there is nothing to do yet
+ * (the connection was suspended again: return MHD_YES), or the transfer's
+ * error (STRATA_ECONNECT, STRATA_ETIMEOUT, STRATA_EUPSTREAM,
+ * STRATA_ECANCELED) when the caller must answer with an error itself.
+ */
+int strata_exchange_poll(struct strata_exchange *ex);
+
+/*
+ * After STRATA_EXCHANGE_STREAM: queue a streaming response of the
+ * upstream's status and end-to-end headers plus Via and `cache_status`.
+ * Returns 0 (*status set) or -ENOMEM / STRATA_EUPSTREAM (nothing queued).
  */
 int strata_exchange_respond(struct strata_exchange *ex,
 			    const char *cache_status, unsigned *status);
+
+/*
+ * After STRATA_EXCHANGE_COMPLETE: move the response out.  *headers gets
+ * the upstream's headers as received (the caller clears them), *body a
+ * malloc'd copy of the whole body (NULL when empty; the caller frees it).
+ * Returns 0 or -ENOMEM.
+ */
+int strata_exchange_take(struct strata_exchange *ex, unsigned *status,
+			 struct strata_headers *headers, char **body,
+			 size_t *body_len);
 
 /* Body bytes handed to libmicrohttpd so far.  Thread-safe. */
 uint64_t strata_exchange_bytes(struct strata_exchange *ex);

@@ -4,11 +4,17 @@
  *
  * A request goes through these phases, one access-handler call or more
  * each:
- *   NEW      headers parsed: route it, check the declared body size;
- *   BODY     collect upload data (bounded by max_request_body);
- *   WAIT     forwarded: the connection is suspended inside an exchange and
- *            the handler runs again when the upstream has answered;
+ *   NEW      headers parsed: route it, build its key and look it up in the
+ *            memory tier, check the declared body size;
+ *   BODY     collect upload data (bounded by max_request_body); on the
+ *            last call answer a hit, or join the key's flight, or fetch;
+ *   FETCH    the connection is suspended while an exchange (upstream) or a
+ *            handler job runs; the handler runs again when it has news;
+ *   JOINED   suspended as a waiter of another request's flight;
  *   ANSWERED a response is queued; nothing more to do.
+ * A hit is answered on the second call, never the first: libmicrohttpd
+ * 0.9.75 closes the connection after a response queued on the first call
+ * of the access handler, which would cost a reconnect per hit.
  * The per-request `struct request` is created in the URI-log callback (the
  * first thing libmicrohttpd tells us about a request) and freed in the
  * completion callback.
@@ -22,6 +28,8 @@
 #include <microhttpd.h>
 #include <netdb.h>
 #include <netinet/in.h>
+#include <pthread.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,18 +38,30 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache/entry.h"
+#include "cache/flight.h"
+#include "cache/key.h"
+#include "cache/policy.h"
 #include "core/http.h"
 #include "core/log.h"
+#include "core/pool.h"
 #include "core/route.h"
 #include "front/exchange.h"
+#include "front/handler.h"
+#include "front/reply.h"
 #include "strata/strata.h"
+#include "tier/mem.h"
 
 #define FRONT_MAGIC 0x46524e54u   /* "FRNT" */
 #define REQUEST_MAGIC 0x52455153u /* "REQS" */
 
-/* Cache-Status values (RFC 9211) for the decisions this milestone makes. */
+/* Cache-Status values (RFC 9211). */
 #define CACHE_STATUS_BYPASS "strata; fwd=bypass"
-#define CACHE_STATUS_MISS "strata; fwd=uri-miss"
+#define CACHE_STATUS_METHOD "strata; fwd=method"
+#define CACHE_STATUS_AUTH "strata; fwd=request; detail=authorization"
+#define CACHE_STATUS_MISS "strata; fwd=miss"
+#define CACHE_STATUS_STORED "strata; fwd=miss; stored"
+#define CACHE_STATUS_COLLAPSED "strata; fwd=miss; collapsed"
 
 struct strata_front {
 	uint32_t magic;
@@ -49,29 +69,92 @@ struct strata_front {
 	char *listen;
 	struct strata_route_table *routes;
 	struct strata_upstream *up;
+	struct strata_mem *mem;
+	struct strata_flights *flights;
+	struct strata_pool *handler_pool;
+	const struct strata_handler *handlers;
 	struct MHD_Daemon *daemon;
 	unsigned port;
 	atomic_uint inflight;
 };
 
-enum phase { PHASE_NEW, PHASE_BODY, PHASE_WAIT, PHASE_ANSWERED };
+enum phase { PHASE_NEW, PHASE_BODY, PHASE_FETCH, PHASE_JOINED,
+	     PHASE_ANSWERED };
 
 struct request {
 	uint32_t magic;
 	struct strata_front *front;
+	struct MHD_Connection *conn;
 	enum phase phase;
 	char *target;              /* raw request target, as received */
 	char method[16];           /* for the access log */
 	char client[INET6_ADDRSTRLEN];
 	uint64_t start_us;
-	const char *cache_status;
+	const struct strata_route *route;
+	const char *cache_status;  /* static, or status_buf */
+	char status_buf[96];
+	bool cacheable;            /* keyed, looked up, misses coalesce */
+	bool has_authorization;
+	struct strata_key key;
+	char *key_text;            /* key_inline, or malloc'd when longer */
+	size_t key_len;
+	char key_inline[384];
+	struct strata_entry *entry;      /* the answer, once known */
+	struct strata_flight *flight;    /* while leading one */
+	struct strata_flight_waiter waiter;
+	enum strata_flight_outcome outcome;
+	int flight_error;
+	pthread_mutex_t park_lock; /* guards parked and woken */
+	bool parked;
+	bool woken;
+	struct strata_handler_job *job;
 	char *body;
 	size_t body_len;
 	size_t body_cap;
 	unsigned status;           /* 0 until a response is queued */
-	uint64_t bytes;            /* body bytes of error responses */
+	uint64_t bytes;            /* body bytes of non-streamed answers */
 	struct strata_exchange *ex;
+	bool streaming;            /* bytes come from the exchange */
 };
+
+/* ---- parking: suspend until another thread has news -------------------- */
+
+/*
+ * Suspend the connection unless the news already came.  Called on the
+ * connection's thread from the access handler.  Returns true when parked.
+ */
+static bool park(struct request *rq)
+{
+	bool parked = false;
+
+	pthread_mutex_lock(&rq->park_lock);
+	if (!rq->woken) {
+		rq->parked = parked = true;
+		MHD_suspend_connection(rq->conn);
+	}
+	pthread_mutex_unlock(&rq->park_lock);
+	return parked;
+}
+
+/* Deliver news: resume the connection if it is parked.  Any thread. */
+static void wake(struct request *rq)
+{
+	pthread_mutex_lock(&rq->park_lock);
+	rq->woken = true;
+	if (rq->parked) {
+		rq->parked = false;
+		MHD_resume_connection(rq->conn);
+	}
+	pthread_mutex_unlock(&rq->park_lock);
+}
+
+/* Forget earlier news, before starting a new wait. */
+static void unwake(struct request *rq)
+{
+	pthread_mutex_lock(&rq->park_lock);
+	rq->woken = false;
+	pthread_mutex_unlock(&rq->park_lock);
+}
 
 /* ---- responses made by Strata itself ------------------------------------ */
 
@@ -118,6 +201,19 @@ static enum MHD_Result answer_upstream_error(struct MHD_Connection *conn,
 		return answer(conn, rq, MHD_HTTP_BAD_GATEWAY,
 			      "upstream sent an invalid response\n");
 	}
+}
+
+/* Answer from an entry: a hit, a fresh miss, or a waiter's share. */
+static enum MHD_Result answer_entry(struct request *rq,
+				    const char *cache_status)
+{
+	int rc = strata_reply_entry(rq->conn, rq->entry, cache_status,
+				    strata_wall_ms(), &rq->status);
+
+	rq->cache_status = cache_status;
+	rq->phase = PHASE_ANSWERED;
+	rq->bytes = strcmp(rq->method, "HEAD") == 0 ? 0 : rq->entry->body_len;
+	return rc == 0 ? MHD_YES : MHD_NO;
 }
 
 /* ---- building the upstream request -------------------------------------- */
@@ -237,15 +333,57 @@ static int forwarded_headers(struct strata_front *front, struct request *rq,
 	return rc;
 }
 
-static enum MHD_Result forward(struct strata_front *front, struct request *rq,
-			       struct MHD_Connection *conn, const char *method,
-			       const char *version)
+/* Copy every request header, unfiltered, for a C handler. */
+static enum MHD_Result copy_header_cb(void *cls, enum MHD_ValueKind kind,
+				      const char *name, const char *value)
+{
+	struct strata_headers *h = cls;
+
+	(void)kind;
+	if (value != NULL && strata_headers_add(h, name, value) != 0)
+		return MHD_NO;
+	return MHD_YES;
+}
+
+static void job_done_cb(struct strata_handler_job *job)
+{
+	wake(job->owner);
+}
+
+/* Run the route's C handler on the handler pool (fetched() parks). */
+static int start_handler(struct strata_front *front, struct request *rq,
+			 const struct strata_handler *handler,
+			 const char *method)
+{
+	struct strata_headers headers = { 0 };
+	int rc;
+
+	rq->job = calloc(1, sizeof(*rq->job));
+	if (rq->job == NULL)
+		return -ENOMEM;
+	MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, copy_header_cb,
+				  &headers);
+	rc = strata_handler_job_init(rq->job, handler, method, rq->target,
+				     &headers, &rq->body, rq->body_len);
+	strata_headers_clear(&headers);
+	if (rc != 0)
+		return rc;
+	rq->job->done_cb = job_done_cb;
+	rq->job->owner = rq;
+	unwake(rq);
+	return strata_pool_submit(front->handler_pool, &rq->job->job);
+}
+
+/* Forward upstream through an exchange, which parks the connection. */
+static int start_exchange(struct strata_front *front, struct request *rq,
+			  const char *method, const char *version,
+			  bool collect)
 {
 	struct strata_exchange_request req = { 0 };
 	struct strata_exchange_params params = {
-		.conn = conn,
+		.conn = rq->conn,
 		.buffer_limit = front->cfg.stream_buffer,
-		.via = "1.1 strata",
+		.collect_limit = collect ? front->cfg.max_object_size : 0,
 	};
 	int rc;
 
@@ -253,7 +391,8 @@ static enum MHD_Result forward(struct strata_front *front, struct request *rq,
 	req.target = strdup(rq->target);
 	rc = (req.method == NULL || req.target == NULL) ? -ENOMEM : 0;
 	if (rc == 0)
-		rc = forwarded_headers(front, rq, conn, version, &req.headers);
+		rc = forwarded_headers(front, rq, rq->conn, version,
+				       &req.headers);
 	if (rc == 0) {
 		req.body = rq->body;
 		req.body_len = rq->body_len;
@@ -266,31 +405,366 @@ static enum MHD_Result forward(struct strata_front *front, struct request *rq,
 		free(req.target);
 		free(req.body);
 		strata_headers_clear(&req.headers);
-		return answer_upstream_error(conn, rq, rc);
 	}
-	rq->phase = PHASE_WAIT;
+	return rc;
+}
+
+/*
+ * Fetch the answer: from the route's handler or upstream.  `collect` (the
+ * cache's miss path) asks for the whole response rather than a stream.
+ * A cached HEAD is fetched as GET, so the entry it stores answers GETs.
+ */
+static enum MHD_Result fetched(struct strata_front *front,
+			       struct request *rq);
+
+static enum MHD_Result fetch(struct strata_front *front, struct request *rq,
+			     const char *method, const char *version,
+			     bool collect)
+{
+	const struct strata_handler *handler = NULL;
+	int rc;
+
+	if (collect && strcmp(method, "HEAD") == 0)
+		method = "GET";
+	if (rq->route != NULL && front->handlers != NULL &&
+	    front->handlers[rq->route->index].fn != NULL)
+		handler = &front->handlers[rq->route->index];
+	if (handler != NULL)
+		rc = start_handler(front, rq, handler, method);
+	else
+		rc = start_exchange(front, rq, method, version, collect);
+	if (rc != 0) {
+		if (rq->flight != NULL)
+			strata_flight_end(front->flights, &rq->flight,
+					  STRATA_FLIGHT_ERROR, NULL, rc);
+		return answer_upstream_error(rq->conn, rq, rc);
+	}
+	rq->phase = PHASE_FETCH;
+	/* A handler may already be done: fetched() parks only if not. */
+	return handler != NULL ? fetched(front, rq) : MHD_YES;
+}
+
+/* ---- the cache ------------------------------------------------------------ */
+
+struct vary_scan {
+	const char *name;
+	char *buf;
+	size_t cap;
+	size_t len;
+	bool found;
+	bool overflow;
+};
+
+static enum MHD_Result vary_cb(void *cls, enum MHD_ValueKind kind,
+			       const char *name, const char *value)
+{
+	struct vary_scan *scan = cls;
+	size_t n;
+
+	(void)kind;
+	if (value == NULL || strcasecmp(name, scan->name) != 0)
+		return MHD_YES;
+	n = strlen(value);
+	if (scan->len + (scan->found ? 2 : 0) + n + 1 > scan->cap) {
+		scan->overflow = true;
+		return MHD_NO;
+	}
+	if (scan->found) {
+		memcpy(scan->buf + scan->len, ", ", 2);
+		scan->len += 2;
+	}
+	memcpy(scan->buf + scan->len, value, n + 1);
+	scan->len += n;
+	scan->found = true;
 	return MHD_YES;
+}
+
+/* strata_key_header_fn: all values of a request header, joined. */
+static const char *key_header(void *arg, const char *name, char *buf,
+			      size_t cap)
+{
+	struct request *rq = arg;
+	struct vary_scan scan = { .name = name, .buf = buf, .cap = cap };
+
+	MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, vary_cb, &scan);
+	if (scan.overflow) {
+		/* Never key on a truncated value: two different long values
+		 * would share an entry.  Such a request is not cached. */
+		rq->cacheable = false;
+		return NULL;
+	}
+	return scan.found ? buf : NULL;
+}
+
+/* Build the request's key.  Returns false when it cannot be cached. */
+static bool build_key(struct request *rq, const char *method)
+{
+	const struct strata_key_rule *rule = &rq->route->key_rule;
+	size_t len = 0;
+	int rc;
+
+	rq->key_text = rq->key_inline;
+	rc = strata_key_text(rule, method, rq->target, key_header, rq,
+			     rq->key_inline, sizeof(rq->key_inline), &len);
+	if (rc == -ENOSPC && len <= STRATA_ENTRY_MAX_KEY_TEXT) {
+		rq->key_text = malloc(len);
+		if (rq->key_text == NULL)
+			return false;
+		rc = strata_key_text(rule, method, rq->target, key_header, rq,
+				     rq->key_text, len, &len);
+	}
+	if (rc != 0 || !rq->cacheable)
+		return false;
+	rq->key_len = len;
+	strata_key_hash(rq->key_text, len, &rq->key);
+	return true;
+}
+
+/* Look the key up in the memory tier; a hit becomes rq->entry. */
+static void lookup(struct strata_front *front, struct request *rq)
+{
+	int64_t now = strata_wall_ms();
+
+	if (strata_mem_lookup(front->mem, &rq->key, rq->key_text, rq->key_len,
+			      now, &rq->entry) != 0)
+		return;
+	snprintf(rq->status_buf, sizeof(rq->status_buf),
+		 "strata; hit; ttl=%lld; detail=memory",
+		 (long long)strata_entry_ttl_s(rq->entry, now));
+	rq->cache_status = rq->status_buf;
+}
+
+/* Decide what kind of request this is for the cache. */
+static void classify(struct strata_front *front, struct request *rq,
+		     struct MHD_Connection *conn, const char *method)
+{
+	const struct strata_route *route = rq->route;
+
+	rq->cache_status = CACHE_STATUS_BYPASS;
+	if (route == NULL || route->ttl_ms == 0)
+		return;
+	if (!strata_route_caches(route, strata_method_bit(method))) {
+		rq->cache_status = CACHE_STATUS_METHOD;
+		return;
+	}
+	rq->has_authorization = MHD_lookup_connection_value(
+					conn, MHD_HEADER_KIND,
+					"Authorization") != NULL;
+	if (rq->has_authorization && !route->force) {
+		/* The answer may be this user's: neither served from nor
+		 * stored in the shared cache. */
+		rq->cache_status = CACHE_STATUS_AUTH;
+		return;
+	}
+	rq->cacheable = true;
+	if (!build_key(rq, method)) {
+		rq->cacheable = false;
+		return;
+	}
+	rq->cache_status = CACHE_STATUS_MISS;
+	lookup(front, rq);
+}
+
+static void waiter_done_cb(struct strata_flight_waiter *w,
+			   enum strata_flight_outcome outcome,
+			   struct strata_entry *entry, int error)
+{
+	struct request *rq = (struct request *)(void *)((char *)w -
+					offsetof(struct request, waiter));
+
+	rq->outcome = outcome;
+	rq->flight_error = error;
+	if (entry != NULL)
+		rq->entry = strata_entry_ref(entry);
+	wake(rq);
+}
+
+static void park_cb(void *arg)
+{
+	park(arg);
+}
+
+/* A cacheable miss: lead the key's flight, or wait on it. */
+static enum MHD_Result miss(struct strata_front *front, struct request *rq,
+			    const char *method, const char *version)
+{
+	int rc;
+
+	rq->waiter.done_cb = waiter_done_cb;
+	unwake(rq);
+	rc = strata_flight_join(front->flights, &rq->key, rq->key_text,
+				rq->key_len, &rq->waiter, park_cb, rq,
+				&rq->flight);
+	if (rc == 0) {
+		rq->phase = PHASE_JOINED;
+		return MHD_YES;
+	}
+	if (rc < 0) /* no memory for a flight: fetch alone */
+		return fetch(front, rq, method, version, false);
+	/* Leading.  The previous flight may have ended between our lookup
+	 * and our join: look again rather than fetch twice. */
+	lookup(front, rq);
+	if (rq->entry != NULL) {
+		strata_flight_end(front->flights, &rq->flight,
+				  STRATA_FLIGHT_ENTRY, rq->entry, 0);
+		return answer_entry(rq, rq->cache_status);
+	}
+	return fetch(front, rq, method, version, true);
+}
+
+/* The last call with the request complete: answer or fetch. */
+static enum MHD_Result dispatch(struct strata_front *front,
+				struct request *rq, const char *method,
+				const char *version)
+{
+	if (rq->entry != NULL)
+		return answer_entry(rq, rq->cache_status);
+	if (rq->cacheable)
+		return miss(front, rq, method, version);
+	return fetch(front, rq, method, version, false);
+}
+
+/*
+ * A whole response is here (collected from upstream or made by a
+ * handler): make it an entry, store it when the route and policy allow,
+ * end the flight, and answer.  `headers` are as the origin sent them.
+ */
+static enum MHD_Result complete(struct strata_front *front,
+				struct request *rq, unsigned status,
+				const struct strata_headers *headers,
+				const char *body, size_t body_len)
+{
+	struct strata_headers e2e = { 0 };
+	int64_t now = strata_wall_ms();
+	enum strata_store_verdict verdict = STRATA_STORE_STATUS;
+	struct strata_key none = { { 0 } };
+	struct strata_entry_params p = {
+		.key = rq->cacheable ? &rq->key : &none,
+		.key_text = rq->cacheable ? rq->key_text : rq->target,
+		.key_len = rq->cacheable ? rq->key_len : strlen(rq->target),
+		.route = rq->route != NULL ? rq->route->name : "",
+		.status = status,
+		.created = now,
+		.expires = now,
+		.headers = &e2e,
+		.body = body,
+		.body_len = body_len,
+	};
+	int rc = strata_http_end_to_end(headers, &e2e);
+
+	if (rq->cacheable) {
+		verdict = strata_policy_storable(status, headers,
+						 rq->has_authorization,
+						 rq->route->force);
+		p.expires = now + (int64_t)rq->route->ttl_ms;
+	}
+	if (rc == 0)
+		rc = strata_entry_new(&p, &rq->entry);
+	strata_headers_clear(&e2e);
+	if (rc != 0) {
+		if (rq->flight != NULL)
+			strata_flight_end(front->flights, &rq->flight,
+					  STRATA_FLIGHT_ERROR, NULL,
+					  STRATA_EUPSTREAM);
+		return answer_upstream_error(rq->conn, rq, STRATA_EUPSTREAM);
+	}
+	if (rq->cacheable && verdict == STRATA_STORE_OK &&
+	    strata_mem_store(front->mem, rq->entry) == 0)
+		rq->cache_status = CACHE_STATUS_STORED;
+	else
+		verdict = verdict == STRATA_STORE_OK ? STRATA_STORE_STATUS
+						     : verdict;
+	if (rq->flight != NULL)
+		strata_flight_end(front->flights, &rq->flight,
+				  verdict == STRATA_STORE_OK
+					  ? STRATA_FLIGHT_ENTRY
+					  : STRATA_FLIGHT_RETRY,
+				  rq->entry, 0);
+	return answer_entry(rq, rq->cache_status);
+}
+
+/* The connection was resumed while fetching. */
+static enum MHD_Result fetched(struct strata_front *front, struct request *rq)
+{
+	struct strata_headers headers = { 0 };
+	enum MHD_Result ok;
+	unsigned status;
+	char *body = NULL;
+	size_t len = 0;
+	int rc;
+
+	if (rq->job != NULL) {
+		if (park(rq))
+			return MHD_YES; /* not done yet */
+		return complete(front, rq, rq->job->resp.status,
+				&rq->job->resp.headers, rq->job->resp.body,
+				rq->job->resp.body_len);
+	}
+	rc = strata_exchange_poll(rq->ex);
+	if (rc == -EAGAIN)
+		return MHD_YES;
+	if (rc == STRATA_EXCHANGE_STREAM) {
+		/* Too big to hold: stream it; waiters fetch on their own. */
+		if (rq->flight != NULL)
+			strata_flight_end(front->flights, &rq->flight,
+					  STRATA_FLIGHT_RETRY, NULL, 0);
+		rc = strata_exchange_respond(rq->ex, rq->cache_status,
+					     &rq->status);
+		rq->streaming = rc == 0;
+	} else if (rc == STRATA_EXCHANGE_COMPLETE) {
+		rc = strata_exchange_take(rq->ex, &status, &headers, &body,
+					  &len);
+		if (rc == 0) {
+			ok = complete(front, rq, status, &headers, body, len);
+			strata_headers_clear(&headers);
+			free(body);
+			return ok;
+		}
+	}
+	if (rc != 0) {
+		if (rq->flight != NULL)
+			strata_flight_end(front->flights, &rq->flight,
+					  STRATA_FLIGHT_ERROR, NULL, rc);
+		return answer_upstream_error(rq->conn, rq, rc);
+	}
+	rq->phase = PHASE_ANSWERED;
+	return MHD_YES;
+}
+
+/* The connection was resumed while waiting on another request's flight. */
+static enum MHD_Result joined(struct strata_front *front, struct request *rq,
+			      const char *method, const char *version)
+{
+	if (park(rq))
+		return MHD_YES; /* resumed without news: wait on */
+	switch (rq->outcome) {
+	case STRATA_FLIGHT_ENTRY:
+		return answer_entry(rq, CACHE_STATUS_COLLAPSED);
+	case STRATA_FLIGHT_RETRY:
+		rq->cache_status = CACHE_STATUS_MISS;
+		return fetch(front, rq, method, version, false);
+	case STRATA_FLIGHT_ERROR:
+	default:
+		return answer_upstream_error(rq->conn, rq, rq->flight_error);
+	}
 }
 
 /* ---- the phases ---------------------------------------------------------- */
 
-/* Headers are in: pick the route and check the declared body size. */
+/* Headers are in: route, key and look up, check the declared body size. */
 static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 			     struct MHD_Connection *conn, const char *method)
 {
-	const struct strata_route *route;
 	const char *length;
 	size_t path_len = strcspn(rq->target, "?");
 
 	snprintf(rq->method, sizeof(rq->method), "%s", method);
-	route = strata_route_match(front->routes, rq->target, path_len);
-	rq->cache_status = strata_route_caches(route, strata_method_bit(method))
-				   ? CACHE_STATUS_MISS
-				   : CACHE_STATUS_BYPASS;
 	rq->phase = PHASE_BODY;
 	if (rq->target[0] != '/')
 		return answer(conn, rq, MHD_HTTP_BAD_REQUEST,
 			      "request target must be a path\n");
+	rq->route = strata_route_match(front->routes, rq->target, path_len);
+	classify(front, rq, conn, method);
 	length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 					     "Content-Length");
 	if (length != NULL &&
@@ -328,18 +802,6 @@ static enum MHD_Result collect(struct strata_front *front, struct request *rq,
 	return MHD_YES;
 }
 
-static enum MHD_Result resumed(struct request *rq, struct MHD_Connection *conn)
-{
-	int rc = strata_exchange_respond(rq->ex, rq->cache_status, &rq->status);
-
-	if (rc == -EAGAIN)
-		return MHD_YES;
-	if (rc != 0)
-		return answer_upstream_error(conn, rq, rc);
-	rq->phase = PHASE_ANSWERED;
-	return MHD_YES;
-}
-
 static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 				 const char *url, const char *method,
 				 const char *version, const char *upload_data,
@@ -358,9 +820,11 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 		if (*upload_data_size > 0)
 			return collect(front, rq, conn, upload_data,
 				       upload_data_size);
-		return forward(front, rq, conn, method, version);
-	case PHASE_WAIT:
-		return resumed(rq, conn);
+		return dispatch(front, rq, method, version);
+	case PHASE_FETCH:
+		return fetched(front, rq);
+	case PHASE_JOINED:
+		return joined(front, rq, method, version);
 	case PHASE_ANSWERED:
 		*upload_data_size = 0; /* discard the rest of a refused body */
 		return MHD_YES;
@@ -403,6 +867,8 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	}
 	rq->magic = REQUEST_MAGIC;
 	rq->front = front;
+	rq->conn = conn;
+	pthread_mutex_init(&rq->park_lock, NULL);
 	rq->start_us = strata_now_us();
 	rq->cache_status = CACHE_STATUS_BYPASS;
 	client_address(conn, rq->client, sizeof(rq->client));
@@ -424,8 +890,12 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	if (rq == NULL || rq->magic != REQUEST_MAGIC)
 		return;
 	*req_cls = NULL;
+	if (rq->flight != NULL) /* never left leading; defensive */
+		strata_flight_end(front->flights, &rq->flight,
+				  STRATA_FLIGHT_ERROR, NULL, STRATA_ECANCELED);
 	if (rq->ex != NULL) {
-		rq->bytes = strata_exchange_bytes(rq->ex);
+		if (rq->streaming)
+			rq->bytes = strata_exchange_bytes(rq->ex);
 		strata_exchange_abandon(&rq->ex);
 	}
 	line = (struct strata_access){
@@ -439,6 +909,14 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	};
 	strata_log_access(&line);
 	rq->magic = 0;
+	strata_entry_release(&rq->entry);
+	if (rq->job != NULL) {
+		strata_handler_job_clear(rq->job);
+		free(rq->job);
+	}
+	if (rq->key_text != rq->key_inline)
+		free(rq->key_text);
+	pthread_mutex_destroy(&rq->park_lock);
 	free(rq->body);
 	free(rq->target);
 	free(rq);
@@ -495,8 +973,8 @@ static int resolve_listen(const char *listen, struct sockaddr_storage *ss,
 }
 
 int strata_front_new(const struct strata_front_config *cfg,
-		     struct strata_route_table *routes,
-		     struct strata_upstream *up, struct strata_front **out)
+		     const struct strata_front_deps *deps,
+		     struct strata_front **out)
 {
 	struct strata_front *front = calloc(1, sizeof(*front));
 
@@ -510,8 +988,12 @@ int strata_front_new(const struct strata_front_config *cfg,
 		return -ENOMEM;
 	}
 	front->cfg.listen = front->listen;
-	front->routes = strata_route_table_ref(routes);
-	front->up = up;
+	front->routes = strata_route_table_ref(deps->routes);
+	front->up = deps->up;
+	front->mem = deps->mem;
+	front->flights = deps->flights;
+	front->handler_pool = deps->handler_pool;
+	front->handlers = deps->handlers;
 	*out = front;
 	return 0;
 }

@@ -2,15 +2,22 @@
  * front.h: the client-facing HTTP listener (libmicrohttpd).
  *
  * A thread pool of `workers` libmicrohttpd threads accepts connections and
- * parses requests.  Each request is matched against the route table, its
- * body collected (up to max_request_body), and then handed to an exchange
- * (exchange.h) that forwards it upstream while the connection is
- * suspended.  The front end owns request-scoped memory and frees it in one
+ * parses requests.  Each request is matched against the route table.  On a
+ * cached route the memory tier is asked first and a hit is answered from
+ * the entry, with no lock and no copy; a miss joins the key's flight
+ * (coalescing) and its leader fetches, from the upstream through an
+ * exchange (exchange.h) or from a C handler on the handler pool, with the
+ * connection suspended meanwhile; the result is stored if the policy
+ * allows and answers the leader and every waiter.  Other requests are
+ * forwarded and streamed.  The front end owns request-scoped memory and frees it in one
  * place, libmicrohttpd's request-completed callback, where the access-log
  * line is written too.
  *
  * Concurrency: requests run on libmicrohttpd's threads; the route table is
- * immutable and shared without locks; the in-flight counter is atomic.
+ * immutable and shared without locks; the in-flight counter is atomic.  A
+ * request parked on a flight or a handler job is woken through its own
+ * small lock (park/wake below in front.c), so a wake that comes before the
+ * park is never lost and a connection is never resumed twice.
  * Start, quiesce and free are for the owning thread only.
  */
 #ifndef STRATA_FRONT_FRONT_H
@@ -20,7 +27,11 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct strata_flights;
 struct strata_front;
+struct strata_handler;
+struct strata_mem;
+struct strata_pool;
 struct strata_route_table;
 struct strata_upstream;
 
@@ -33,15 +44,24 @@ struct strata_front_config {
 	uint64_t client_timeout_ms;
 	bool preserve_host;
 	size_t stream_buffer;          /* per-request body buffer, bytes */
+	uint64_t max_object_size;      /* larger answers are streamed */
 };
 
-/*
- * Create a front end.  Takes a reference to `routes`; borrows `up`, which
- * must outlive the front end.  Returns 0 or a negative error.
- */
+/* What the front end works with; all borrowed, all outlive it. */
+struct strata_front_deps {
+	struct strata_route_table *routes;  /* a reference is taken */
+	struct strata_upstream *up;
+	struct strata_mem *mem;
+	struct strata_flights *flights;
+	struct strata_pool *handler_pool;
+	/* One per route (table order); NULL fn: forward upstream. */
+	const struct strata_handler *handlers;
+};
+
+/* Create a front end.  Returns 0 or a negative error. */
 int strata_front_new(const struct strata_front_config *cfg,
-		     struct strata_route_table *routes,
-		     struct strata_upstream *up, struct strata_front **out);
+		     const struct strata_front_deps *deps,
+		     struct strata_front **out);
 
 /* Bind and start the worker threads.  Returns 0 or a negative errno. */
 int strata_front_start(struct strata_front *front);

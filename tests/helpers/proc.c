@@ -179,7 +179,8 @@ static size_t count(const char *const *v)
 }
 
 /* argv: the binary, the optional listen flags, then `args`, substituted. */
-static char **build_argv(const char *const *args, bool listen_flags,
+static char **build_argv(const char *bin, const char *const *args,
+			 bool listen_flags,
 			 unsigned port, unsigned admin_port)
 {
 	static const char *const flags[] = {
@@ -193,7 +194,7 @@ static char **build_argv(const char *const *args, bool listen_flags,
 
 	if (argv == NULL)
 		return NULL;
-	argv[i++] = strdup(proc_strata_bin());
+	argv[i++] = strdup(bin != NULL ? bin : proc_strata_bin());
 	for (size_t k = 0; k < n_flags; k++)
 		argv[i++] = subst(flags[k], port, admin_port);
 	for (size_t k = 0; args != NULL && args[k] != NULL; k++)
@@ -404,7 +405,8 @@ static int attempt(struct proc *p, const struct proc_spec *spec)
 		fprintf(stderr, "proc: no free loopback port\n");
 		return 0;
 	}
-	argv = build_argv(spec->args, !spec->no_listen_flags, p->port,
+	argv = build_argv(spec->bin, spec->args, !spec->no_listen_flags,
+			  p->port,
 			  p->admin_port);
 	envp = build_env(spec->env, p->port, p->admin_port);
 	if (argv == NULL || envp == NULL)
@@ -572,7 +574,7 @@ int proc_run(const char *const *args, const char *const *env,
 	memset(res, 0, sizeof(*res));
 	out_fd = temp_file(out_path);
 	err_fd = temp_file(err_path);
-	argv = build_argv(args, false, 0, 0);
+	argv = build_argv(NULL, args, false, 0, 0);
 	envp = build_env(env, 0, 0);
 	if (out_fd < 0 || err_fd < 0 || argv == NULL || envp == NULL) {
 		ret = -ENOMEM;

@@ -50,6 +50,8 @@ struct proc_spec {
 	 * listen port and "@ADMIN_PORT@" the chosen admin port.
 	 */
 	const char *const *args;
+	/* The program to run; NULL: strata (proc_strata_bin()). */
+	const char *bin;
 	/* Extra environment, "NAME=value", NULL-terminated (may be NULL). */
 	const char *const *env;
 	/*

@@ -233,6 +233,120 @@ Test(config, anchors_and_aliases_resolve)
 	strata_config_free(&cfg);
 }
 
+Test(config, route_query_and_force)
+{
+	struct strata_config *cfg = load_ok(
+		"routes:\n"
+		"  - path: /a\n"
+		"    ttl: 1s\n"
+		"  - path: /b\n"
+		"    ttl: 1s\n"
+		"    query: ignore\n"
+		"    force: true\n"
+		"  - path: /c\n"
+		"    ttl: 1s\n"
+		"    query: [page, sort, \"%61\"]\n"
+		"    force: false\n"
+		"  - path: /d\n"
+		"    ttl: 1s\n"
+		"    query: RAW\n"
+		"  - path: /e\n"
+		"    ttl: 1s\n"
+		"    query:\n"
+		"      - page\n");
+
+	cr_assert_eq(cfg->n_routes, 5);
+	cr_expect_eq(cfg->routes[0].query, STRATA_ROUTE_QUERY_RAW, "default");
+	cr_expect_not(cfg->routes[0].force, "default");
+	cr_expect_eq(cfg->routes[0].n_query_keep, 0);
+	cr_expect_eq(cfg->routes[1].query, STRATA_ROUTE_QUERY_IGNORE);
+	cr_expect(cfg->routes[1].force);
+	cr_expect_eq(cfg->routes[2].query, STRATA_ROUTE_QUERY_KEEP);
+	cr_expect_not(cfg->routes[2].force);
+	cr_assert_eq(cfg->routes[2].n_query_keep, 3);
+	cr_expect_str_eq(cfg->routes[2].query_keep[0], "page");
+	cr_expect_str_eq(cfg->routes[2].query_keep[1], "sort");
+	cr_expect_str_eq(cfg->routes[2].query_keep[2], "%61", "raw bytes");
+	cr_expect_eq(cfg->routes[3].query, STRATA_ROUTE_QUERY_RAW);
+	cr_expect_eq(cfg->routes[4].query, STRATA_ROUTE_QUERY_KEEP);
+	cr_assert_eq(cfg->routes[4].n_query_keep, 1);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+}
+
+Test(config, route_query_and_force_errors)
+{
+	cr_expect_str_eq(load_err("routes:\n"
+				  "  - path: /a\n"
+				  "    ttl: 1s\n"
+				  "    query: []\n"),
+			 "strata.yaml:4: routes[0].query: is empty (to keep no "
+			 "parameter, use query: ignore)");
+	cr_expect_str_eq(load_err("routes:\n"
+				  "  - path: /a\n"
+				  "    ttl: 1s\n"
+				  "    query: sorted\n"),
+			 "strata.yaml:4: routes[0].query: \"sorted\" is not a "
+			 "query mode (use raw, ignore or a list of parameter "
+			 "names, e.g. [page, sort])");
+	expect_has(load_err("routes:\n  - path: /a\n    ttl: 1s\n"
+			    "    query:\n"),
+		   "strata.yaml:4: routes[0].query: \"\" is not a query mode");
+	expect_has(load_err("routes:\n  - path: /a\n    ttl: 1s\n"
+			    "    query: {keep: [a]}\n"),
+		   "strata.yaml:4: routes[0].query: expected raw, ignore or a "
+		   "list of parameter names, not a mapping");
+	cr_expect_str_eq(load_err("routes:\n"
+				  "  - path: /a\n"
+				  "    ttl: 1s\n"
+				  "    query:\n"
+				  "      - page\n"
+				  "      - \"a=b\"\n"),
+			 "strata.yaml:6: routes[0].query[1]: \"a=b\" is not a "
+			 "query parameter name (write the name as sent, "
+			 "without \"=\", \"&\" or spaces, e.g. page)");
+	expect_has(load_err("routes:\n  - path: /a\n    ttl: 1s\n"
+			    "    query: [\"\"]\n"),
+		   "routes[0].query[0]: \"\" is not a query parameter name");
+	expect_has(load_err("routes:\n  - path: /a\n    ttl: 1s\n"
+			    "    query: [[a]]\n"),
+		   "routes[0].query[0]: expected a query parameter name, not "
+		   "a sequence");
+	cr_expect_str_eq(load_err("routes:\n"
+				  "  - path: /a\n"
+				  "    ttl: 1s\n"
+				  "    force: maybe\n"),
+			 "strata.yaml:4: routes[0].force: \"maybe\" is not a "
+			 "boolean (use true or false)");
+	expect_has(load_err("routes:\n  - path: /a\n    ttl: 1s\n"
+			    "    force: [true]\n"),
+		   "routes[0].force: expected true or false, not a sequence");
+	cr_expect_str_eq(load_err("routes:\n"
+				  "  - path: /a\n"
+				  "    ttl: 1s\n"
+				  "    qeury: ignore\n"),
+			 "strata.yaml:4: routes[0].qeury: unknown key (did you "
+			 "mean \"query\"?)");
+}
+
+Test(config, finish_rechecks_route_query)
+{
+	struct strata_config *cfg = load_ok("routes:\n"
+					    "  - path: /a\n"
+					    "    ttl: 1s\n");
+
+	cfg->routes[0].query = STRATA_ROUTE_QUERY_KEEP;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "strata.yaml:2: query keeps no parameter");
+	cfg->routes[0].query = 7;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "query mode 7 is unknown");
+	cfg->routes[0].query = STRATA_ROUTE_QUERY_RAW;
+	strata_config_free(&cfg);
+}
+
 /* --- error messages from the file ----------------------------------------- */
 
 Test(config, unknown_key_did_you_mean)

@@ -63,3 +63,36 @@ Test(http, list_has_handles_whitespace_and_empties)
 	cr_assert_not(strata_http_list_has(NULL, "a"));
 	cr_assert_not(strata_http_list_has("ab", "a"));
 }
+
+Test(http, end_to_end_drops_hop_by_hop_and_length)
+{
+	struct strata_headers in = { 0 }, out = { 0 };
+
+	strata_headers_add(&in, "Content-Type", "text/plain");
+	strata_headers_add(&in, "Connection", "X-Hop");
+	strata_headers_add(&in, "X-Hop", "secret");
+	strata_headers_add(&in, "Content-Length", "5");
+	strata_headers_add(&in, "Transfer-Encoding", "chunked");
+	strata_headers_add(&in, "Set-Cookie", "a=1");
+	strata_headers_add(&in, "Set-Cookie", "b=2");
+	cr_assert_eq(strata_http_end_to_end(&in, &out), 0);
+	cr_assert_eq(out.n, 3);
+	cr_assert_str_eq(out.v[0].name, "Content-Type");
+	cr_assert_str_eq(out.v[1].value, "a=1");
+	cr_assert_str_eq(out.v[2].value, "b=2");
+	strata_headers_clear(&in);
+	strata_headers_clear(&out);
+}
+
+Test(http, cache_control_directives)
+{
+	cr_assert(strata_http_cc_has("no-store", "no-store"));
+	cr_assert(strata_http_cc_has("max-age=60, Private", "private"));
+	cr_assert(strata_http_cc_has("private=\"Set-Cookie\"", "private"));
+	cr_assert_not(strata_http_cc_has("no-store-ish", "no-store"));
+	cr_assert_not(strata_http_cc_has("public", "private"));
+	cr_assert_not(strata_http_cc_has(NULL, "private"));
+	/* A quoted argument's comma does not start a new directive. */
+	cr_assert_not(strata_http_cc_has("no-cache=\"a, private\"", "private"));
+	cr_assert(strata_http_cc_has("no-cache=\"a, b\", private", "private"));
+}

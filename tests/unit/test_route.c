@@ -395,3 +395,95 @@ Test(route, bad_magic_asserts, .signal = SIGABRT)
 
 	strata_route_table_size((const struct strata_route_table *)junk);
 }
+
+Test(route, key_rule_defaults_to_raw)
+{
+	struct strata_route_table *t = TABLE("/slow");
+	const struct strata_route *r = strata_route_table_at(t, 0);
+
+	cr_expect_eq(r->key_rule.query, STRATA_QUERY_RAW);
+	cr_expect_eq(r->key_rule.n_query_keep, 0);
+	cr_expect_null(r->key_rule.query_keep);
+	cr_expect_eq(r->key_rule.n_vary, 0);
+	cr_expect_not(r->force);
+	strata_route_table_release(&t);
+}
+
+Test(route, table_copies_key_rule_and_force)
+{
+	char page[] = "page";
+	char sort[] = "sort";
+	char lang[] = "Accept-Language";
+	char *keep[] = { page, sort };
+	char *vary[] = { lang };
+	struct strata_route_config cfg[2] = {
+		rc("/keep", 1000), rc("/ignore", 1000),
+	};
+	struct strata_route_table *t = NULL;
+	const struct strata_route *r;
+	char err[128];
+
+	cfg[0].query = STRATA_ROUTE_QUERY_KEEP;
+	cfg[0].query_keep = keep;
+	cfg[0].n_query_keep = 2;
+	cfg[0].vary = vary;
+	cfg[0].n_vary = 1;
+	cfg[1].query = STRATA_ROUTE_QUERY_IGNORE;
+	cfg[1].force = true;
+	cr_assert_eq(strata_route_table_new(cfg, 2, &t, err, sizeof(err)), 0,
+		     "%s", err);
+	memset(page, 'x', sizeof(page) - 1);
+	memset(lang, 'x', sizeof(lang) - 1);
+	r = strata_route_table_at(t, 0);
+	cr_expect_eq(r->key_rule.query, STRATA_QUERY_KEEP);
+	cr_assert_eq(r->key_rule.n_query_keep, 2);
+	cr_expect_str_eq(r->key_rule.query_keep[0], "page", "a copy");
+	cr_expect_str_eq(r->key_rule.query_keep[1], "sort");
+	cr_assert_eq(r->key_rule.n_vary, 1);
+	cr_expect_str_eq(r->key_rule.vary[0], "Accept-Language", "a copy");
+	cr_expect_eq(r->key_rule.vary, r->vary, "shares the route's vary");
+	cr_expect_not(r->force);
+	r = strata_route_table_at(t, 1);
+	cr_expect_eq(r->key_rule.query, STRATA_QUERY_IGNORE);
+	cr_expect(r->force);
+	strata_route_table_release(&t);
+}
+
+Test(route, keep_list_ignored_outside_keep_mode)
+{
+	char *keep[] = { (char *)"page" };
+	struct strata_route_config cfg = rc("/a", 1000);
+	struct strata_route_table *t = NULL;
+	char err[128];
+
+	cfg.query = STRATA_ROUTE_QUERY_RAW;
+	cfg.query_keep = keep;
+	cfg.n_query_keep = 1;
+	cr_assert_eq(strata_route_table_new(&cfg, 1, &t, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_eq(strata_route_table_at(t, 0)->key_rule.n_query_keep, 0);
+	strata_route_table_release(&t);
+}
+
+Test(route, bad_query_config_rejected)
+{
+	char *empty[] = { (char *)"" };
+	struct strata_route_config cfg = rc("/a", 1000);
+	struct strata_route_table *t = NULL;
+	char err[256];
+
+	cfg.query = STRATA_ROUTE_QUERY_KEEP;
+	cr_expect_eq(strata_route_table_new(&cfg, 1, &t, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect(strstr(err, "test: query keeps no parameter"), "%s", err);
+	cfg.query_keep = empty;
+	cfg.n_query_keep = 1;
+	cr_expect_eq(strata_route_table_new(&cfg, 1, &t, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect(strstr(err, "query parameter name 0 is empty"), "%s", err);
+	cfg.query = -1;
+	cr_expect_eq(strata_route_table_new(&cfg, 1, &t, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect(strstr(err, "query mode -1 is unknown"), "%s", err);
+	cr_expect_null(t);
+}

@@ -1,0 +1,443 @@
+#!/usr/bin/env bash
+# Cache-hit serving: Strata's memory tier against a bare libmicrohttpd
+# server (the ceiling: same library, same threading mode, no cache work),
+# nginx proxy_cache and Varnish, for each body size.
+#
+#   contrib/bench/hits.sh
+#   ROUNDS=1 DURATION=2 contrib/bench/hits.sh      # a quick check
+#
+# Run from anywhere in a built tree (it changes to the top).  Needs cc,
+# pkg-config and libmicrohttpd's headers, curl and wrk; nginx and varnishd
+# are measured when installed and skipped otherwise.
+#
+# Environment:
+#   ROUNDS=3          measurement rounds; each round runs every server once,
+#                     in a rotating order, so drift hits all of them alike
+#   DURATION=5        seconds of wrk per run
+#   CONNS=50          wrk connections (one wrk thread)
+#   SIZES="1024 65536"  body sizes in bytes
+#   WORKERS=2         Strata --workers, bare_mhd threads, nginx workers,
+#                     Varnish thread pools
+#   BASE_PORT=18100   first port tried; ports in use are skipped
+#   STRATA_BIN=./strata
+#   READY_TIMEOUT=15  seconds to wait for a server to answer
+#
+# The Markdown report goes to stdout; progress and warnings to stderr.
+# Every process it starts is stopped on exit, by PID.
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+
+ROUNDS=${ROUNDS:-3}
+DURATION=${DURATION:-5}
+CONNS=${CONNS:-50}
+SIZES=${SIZES:-1024 65536}
+WORKERS=${WORKERS:-2}
+BASE_PORT=${BASE_PORT:-18100}
+STRATA_BIN=${STRATA_BIN:-./strata}
+READY_TIMEOUT=${READY_TIMEOUT:-15}
+
+log() { printf '%s\n' "hits.sh: $*" >&2; }
+warn() { printf '%s\n' "hits.sh: WARNING: $*" >&2; }
+die() {
+	printf '%s\n' "hits.sh: $*" >&2
+	exit 1
+}
+
+for tool in cc pkg-config curl wrk; do
+	command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y ${tool/cc/gcc})"
+done
+pkg-config --exists libmicrohttpd ||
+	die "libmicrohttpd not found by pkg-config (apt-get install -y libmicrohttpd-dev)"
+[ -x "$STRATA_BIN" ] ||
+	die "$STRATA_BIN not found: build first (./configure && make) or set STRATA_BIN"
+have_nginx=false
+have_varnish=false
+command -v nginx >/dev/null && have_nginx=true
+command -v varnishd >/dev/null && have_varnish=true
+
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-hits.XXXXXX")
+# Every top-level PID this script started, live or not; cleanup stops the
+# whole tree below each one.
+started=()
+
+# Print PID and all its descendants, one a line.
+tree_pids() {
+	ps -e -o pid=,ppid= | awk -v root="$1" '
+		{ parent[$1] = $2 }
+		END {
+			keep[root] = 1
+			do {
+				grew = 0
+				for (p in parent)
+					if (!(p in keep) && (parent[p] in keep)) {
+						keep[p] = 1
+						grew = 1
+					}
+			} while (grew)
+			for (p in keep)
+				print p
+		}'
+}
+
+# start_time PID: field 22 of /proc/PID/stat, which tells a process from a
+# later one that reuses its PID.
+start_time() {
+	local stat f
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	read -r -a f <<<"${stat##*) }"
+	echo "${f[19]}"
+}
+
+# Stop the process trees rooted at the given PIDs (children of this shell,
+# not yet waited for, so their PIDs cannot have been reused): TERM, a grace
+# period, then KILL for whatever is left.  Descendants are listed, with
+# their start times, before the TERM, so that workers orphaned by a dead
+# master are still found and a reused PID is never signalled.
+stop_trees() {
+	local tree=() p t i alive
+	for p in "$@"; do
+		kill -0 "$p" 2>/dev/null || continue
+		for t in $(tree_pids "$p"); do
+			tree+=("$t:$(start_time "$t")")
+		done
+	done
+	kill -TERM "$@" 2>/dev/null || true
+	for ((i = 0; i < 50; i++)); do
+		alive=()
+		for t in "${tree[@]}"; do
+			p=${t%%:*}
+			[ "$(start_time "$p")" = "${t#*:}" ] && alive+=("$p")
+		done
+		[ "${#alive[@]}" -gt 0 ] || break
+		sleep 0.1
+	done
+	[ "${#alive[@]}" -eq 0 ] || kill -KILL "${alive[@]}" 2>/dev/null || true
+	for p in "$@"; do
+		wait "$p" 2>/dev/null || true
+	done
+}
+
+cleanup() {
+	local rc=$?
+	trap - EXIT INT TERM
+	[ "${#started[@]}" -eq 0 ] || stop_trees "${started[@]}"
+	rm -rf "$tmp"
+	exit "$rc"
+}
+trap cleanup EXIT
+trap 'exit 130' INT
+trap 'exit 143' TERM
+
+# alloc_port VAR: the next port from BASE_PORT on that nothing listens on.
+next_port=$BASE_PORT
+alloc_port() {
+	while (exec 3<>"/dev/tcp/127.0.0.1/$next_port") 2>/dev/null; do
+		next_port=$((next_port + 1))
+	done
+	printf -v "$1" '%s' "$next_port"
+	next_port=$((next_port + 1))
+}
+
+# Sum of utime+stime, in clock ticks, over the process tree rooted at PID.
+# Fields 14 and 15 of /proc/PID/stat; the command name (field 2) may hold
+# spaces, so the fields are counted from after its closing parenthesis.
+tree_ticks() {
+	local p stat total=0 f
+	for p in $(tree_pids "$1"); do
+		stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
+		read -r -a f <<<"${stat##*) }"
+		total=$((total + f[11] + f[12]))
+	done
+	echo "$total"
+}
+
+# show_log NAME: the end of a server's own logs, to stderr.
+show_log() {
+	local f
+	for f in "$tmp/$1.log" "$tmp/$1"-*/error.log; do
+		[ -f "$f" ] || continue
+		echo "--- ${f#"$tmp"/}:" >&2
+		tail -n 20 "$f" >&2
+	done
+}
+
+# wait_ready NAME PID URL: wait until URL answers 200, or fail with the log.
+wait_ready() {
+	local name=$1 pid=$2 url=$3 i
+	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
+		if ! kill -0 "$pid" 2>/dev/null; then
+			show_log "$name"
+			die "$name exited before answering $url"
+		fi
+		curl -sf -o /dev/null --max-time 1 "$url" && return 0
+		sleep 0.1
+	done
+	show_log "$name"
+	die "$name did not answer $url within ${READY_TIMEOUT}s"
+}
+
+# Median of the numbers on stdin.
+median() {
+	sort -g | awk '{ v[NR] = $1 }
+		END {
+			if (NR == 0) { print "nan"; exit }
+			if (NR % 2) print v[(NR + 1) / 2]
+			else print (v[NR / 2] + v[NR / 2 + 1]) / 2
+		}'
+}
+
+# --- build the ceiling/origin server --------------------------------------
+read -r -a mhd_flags <<<"$(pkg-config --cflags --libs libmicrohttpd)"
+cc -O2 -Wall -o "$tmp/bare_mhd" contrib/bench/bare_mhd.c "${mhd_flags[@]}" ||
+	die "cannot build contrib/bench/bare_mhd.c"
+
+# --- servers ---------------------------------------------------------------
+# Each start_* launches one server for the current size, records its PID in
+# pid[NAME] and its port in port[NAME].
+declare -A pid port
+
+start_origin() {
+	alloc_port 'port[origin]'
+	"$tmp/bare_mhd" "${port[origin]}" "$1" 1 >"$tmp/origin.log" 2>&1 &
+	pid[origin]=$!
+	started+=("${pid[origin]}")
+}
+
+start_bare() {
+	alloc_port 'port[bare]'
+	"$tmp/bare_mhd" "${port[bare]}" "$1" "$WORKERS" >"$tmp/bare.log" 2>&1 &
+	pid[bare]=$!
+	started+=("${pid[bare]}")
+}
+
+start_strata() {
+	local admin
+	alloc_port 'port[strata]'
+	alloc_port admin
+	"$STRATA_BIN" --upstream "http://127.0.0.1:${port[origin]}" \
+		--listen "127.0.0.1:${port[strata]}" \
+		--admin-listen "127.0.0.1:$admin" --workers "$WORKERS" \
+		--route '/obj=3600s' --set access_log=false \
+		>"$tmp/strata.log" 2>&1 &
+	pid[strata]=$!
+	started+=("${pid[strata]}")
+}
+
+start_nginx() {
+	local dir="$tmp/nginx-$1" user_line=
+	alloc_port 'port[nginx]'
+	mkdir -p "$dir"
+	# As root, keep the workers root too so they can write the cache
+	# directory inside our private temp dir.
+	[ "$(id -u)" = 0 ] && user_line='user root;'
+	cat >"$dir/nginx.conf" <<EOF
+$user_line
+worker_processes $WORKERS;
+daemon off;
+pid $dir/nginx.pid;
+error_log $dir/error.log warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	sendfile on;
+	# No tcp_nopush (Debian's stock nginx.conf has it on): with sendfile
+	# it stalls every 64 KiB keep-alive response on loopback for a 40 ms
+	# delayed ACK, which would measure TCP timers, not the cache.
+	# nginx closes a client connection after 1000 requests by default;
+	# the other servers never do, so do not let that count against it.
+	keepalive_requests 1000000000;
+	client_body_temp_path $dir/client_body;
+	proxy_temp_path $dir/proxy_temp;
+	fastcgi_temp_path $dir/fastcgi_temp;
+	uwsgi_temp_path $dir/uwsgi_temp;
+	scgi_temp_path $dir/scgi_temp;
+	proxy_cache_path $dir/cache levels=1:2 keys_zone=bench:10m
+		max_size=256m inactive=1h use_temp_path=off;
+	server {
+		listen 127.0.0.1:${port[nginx]};
+		location / {
+			proxy_pass http://127.0.0.1:${port[origin]};
+			proxy_cache bench;
+			proxy_cache_valid 200 1h;
+			proxy_cache_lock on;
+			add_header X-Cache-Status \$upstream_cache_status;
+		}
+	}
+}
+EOF
+	nginx -p "$dir" -c "$dir/nginx.conf" -e "$dir/error.log" \
+		>"$tmp/nginx.log" 2>&1 &
+	pid[nginx]=$!
+	started+=("${pid[nginx]}")
+}
+
+start_varnish() {
+	alloc_port 'port[varnish]'
+	# -n: a private work dir; -T none: no management port to collide with.
+	varnishd -F -n "$tmp/varnish-$1" -T none \
+		-a "127.0.0.1:${port[varnish]}" -b "127.0.0.1:${port[origin]}" \
+		-s malloc,256m -t 3600 -p "thread_pools=$WORKERS" \
+		>"$tmp/varnish.log" 2>&1 &
+	pid[varnish]=$!
+	started+=("${pid[varnish]}")
+}
+
+# check_hit NAME: the response after the warm-up one must be a cache hit.
+check_hit() {
+	local name=$1 headers
+	[ "$name" != bare ] || return 0
+	headers=$(curl -sf -o /dev/null -D - "http://127.0.0.1:${port[$name]}/obj" | tr -d '\r') ||
+		die "$name: the second request failed"
+	case $name in
+	strata)
+		grep -qi '^cache-status: strata; hit' <<<"$headers" || {
+			warn "strata: the warm-up response is not a hit ($(grep -i '^cache-status:' <<<"$headers" || echo 'no Cache-Status')); measuring anyway"
+			return 0
+		}
+		;;
+	nginx)
+		grep -qi '^x-cache-status: hit' <<<"$headers" || {
+			warn "nginx: the warm-up response is not a hit ($(grep -i '^x-cache-status:' <<<"$headers" || echo 'no X-Cache-Status')); measuring anyway"
+			return 0
+		}
+		;;
+	varnish)
+		# A hit carries two transaction ids: this one and the one that
+		# filled the object.
+		grep -qiE '^x-varnish: [0-9]+ [0-9]+$' <<<"$headers" || {
+			warn "varnish: the warm-up response is not a hit ($(grep -i '^x-varnish:' <<<"$headers" || echo 'no X-Varnish')); measuring anyway"
+			return 0
+		}
+		;;
+	esac
+	log "$name: warm-up response is a hit"
+}
+
+# measure NAME SIZE: one wrk run; appends "req/s p99_us cpu_us_per_req"
+# to $tmp/results/SIZE/NAME.
+measure() {
+	local name=$1 size=$2 out="$tmp/wrk.out" before after requests run_rps run_p99 errors
+	before=$(tree_ticks "${pid[$name]}")
+	wrk -t1 -c"$CONNS" -d"${DURATION}s" --latency \
+		"http://127.0.0.1:${port[$name]}/obj" >"$out" 2>&1 ||
+		die "$name: wrk failed: $(cat "$out")"
+	after=$(tree_ticks "${pid[$name]}")
+	if ! kill -0 "${pid[$name]}" 2>/dev/null || [ "$after" -lt "$before" ]; then
+		show_log "$name"
+		die "$name ($size B): a process died during the run"
+	fi
+	requests=$(awk '/requests in/ { print $1 }' "$out")
+	run_rps=$(awk '/^Requests\/sec:/ { print $2 }' "$out")
+	# wrk prints e.g. "     99%  667.00us", "1.23ms" or "1.02s".
+	run_p99=$(awk '$1 == "99%" {
+		v = $2 + 0
+		if ($2 ~ /us$/) print v
+		else if ($2 ~ /ms$/) print v * 1000
+		else if ($2 ~ /m$/) print v * 60000000
+		else print v * 1000000
+	}' "$out")
+	if [ -z "$requests" ] || [ "$requests" -eq 0 ] || [ -z "$run_rps" ] || [ -z "$run_p99" ]; then
+		die "$name: cannot read wrk's output: $(cat "$out")"
+	fi
+	errors=$(grep -E 'Socket errors|Non-2xx' "$out" || true)
+	[ -z "$errors" ] || warn "$name ($size B): $(tr '\n' ' ' <<<"$errors")"
+	echo "$run_rps $run_p99 $(awk -v t=$((after - before)) -v hz="$clk_tck" -v n="$requests" \
+		'BEGIN { printf "%.2f", t * 1000000 / hz / n }')" >>"$tmp/results/$size/$name"
+	log "$name ($size B): $(tail -n 1 "$tmp/results/$size/$name") (req/s, p99 µs, CPU µs/req)"
+}
+
+clk_tck=$(getconf CLK_TCK)
+
+# --- report header ---------------------------------------------------------
+servers=(bare strata)
+$have_nginx && servers+=(nginx)
+$have_varnish && servers+=(varnish)
+
+version_of() { "$@" 2>&1 | head -n 1 || true; }
+cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
+echo "## Cache-hit benchmark"
+echo
+echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
+echo "- strata: $(version_of "$STRATA_BIN" --version)"
+echo "- libmicrohttpd: $(pkg-config --modversion libmicrohttpd)"
+if $have_nginx; then
+	echo "- nginx: $(version_of nginx -v | sed 's/^nginx version: //')"
+else
+	echo "- nginx: not installed, skipped"
+fi
+if $have_varnish; then
+	echo "- varnish: $(version_of varnishd -V | sed 's/^varnishd (\(.*\))$/\1/')"
+else
+	echo "- varnish: not installed, skipped"
+fi
+echo "- load: $(version_of wrk -v | awk '{ print $1, $2 }'), 1 thread, $CONNS connections, ${DURATION}s per run, $ROUNDS round(s), medians shown"
+echo "- servers: $WORKERS worker threads/processes each, nothing pinned; wrk shares the same $(nproc) CPUs"
+
+# --- the runs --------------------------------------------------------------
+for size in $SIZES; do
+	log "--- $size-byte body ---"
+	mkdir -p "$tmp/results/$size"
+	pid=()
+	port=()
+	start_origin "$size"
+	wait_ready origin "${pid[origin]}" "http://127.0.0.1:${port[origin]}/obj"
+	for name in "${servers[@]}"; do
+		"start_$name" "$size"
+	done
+	for name in "${servers[@]}"; do
+		# The readiness request is also the one that fills the cache.
+		wait_ready "$name" "${pid[$name]}" "http://127.0.0.1:${port[$name]}/obj"
+		check_hit "$name"
+	done
+
+	for ((round = 0; round < ROUNDS; round++)); do
+		log "round $((round + 1))/$ROUNDS"
+		n=${#servers[@]}
+		for ((i = 0; i < n; i++)); do
+			measure "${servers[(i + round) % n]}" "$size"
+		done
+	done
+
+	this_size=()
+	for name in origin "${servers[@]}"; do
+		this_size+=("${pid[$name]}")
+	done
+	stop_trees "${this_size[@]}"
+	# All of them are stopped and waited for: forget their PIDs.
+	started=()
+
+	# Medians per server: req/s, p99, CPU per request.
+	declare -A rps p99 cpu
+	for name in "${servers[@]}"; do
+		runs="$tmp/results/$size/$name"
+		rps[$name]=$(cut -d' ' -f1 "$runs" | median)
+		p99[$name]=$(cut -d' ' -f2 "$runs" | median)
+		cpu[$name]=$(cut -d' ' -f3 "$runs" | median)
+	done
+
+	echo
+	echo "### $size-byte body"
+	echo
+	echo "| server | req/s | p99 (µs) | CPU µs/request | req/s vs bare | CPU/request vs bare |"
+	echo "|---|---:|---:|---:|---:|---:|"
+	for name in "${servers[@]}"; do
+		case $name in
+		bare) label='bare libmicrohttpd (ceiling)' ;;
+		strata) label='Strata (memory hit)' ;;
+		nginx) label='nginx proxy_cache' ;;
+		varnish) label='Varnish' ;;
+		esac
+		awk -v l="$label" -v r="${rps[$name]}" -v p="${p99[$name]}" \
+			-v c="${cpu[$name]}" -v br="${rps[bare]}" -v bc="${cpu[bare]}" \
+			'BEGIN { printf "| %s | %.0f | %.0f | %.2f | %.2f× | %.2f× |\n",
+				l, r, p, c, r / br, (bc > 0 ? c / bc : 0) }'
+	done
+	for other in nginx varnish; do
+		[ -n "${rps[$other]:-}" ] || continue
+		awk -v o="$other" -v sr="${rps[strata]}" -v sc="${cpu[strata]}" \
+			-v r="${rps[$other]}" -v c="${cpu[$other]}" \
+			'BEGIN { printf "\nStrata vs %s: %.2f× the req/s, %.2f× the CPU per request.\n",
+				o, sr / r, (c > 0 ? sc / c : 0) }'
+	done
+	unset rps p99 cpu
+done
