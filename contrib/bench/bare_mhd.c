@@ -46,8 +46,9 @@ static char headers_seen;
  * first.  libmicrohttpd 0.9.75 treats a response queued on the first call
  * (before it has decided whether a request body may follow) as a reason to
  * answer `Connection: close`, and closing every connection cuts keep-alive
- * throughput to about an eighth.  Strata's front end queues later too (it
- * looks the entry up, then queues), so this keeps the comparison fair.
+ * throughput to about an eighth.  Strata's front end also answers on a
+ * later call (its first call only starts the request), so this keeps the
+ * comparison fair.
  */
 static MHD_RESULT access_cb(void *cls, struct MHD_Connection *conn,
 			    const char *url, const char *method,

@@ -407,10 +407,12 @@ for size in $SIZES; do
 	started=()
 
 	# Medians per server: req/s, p99, CPU per request.
-	declare -A rps p99 cpu
+	declare -A rps spread p99 cpu
 	for name in "${servers[@]}"; do
 		runs="$tmp/results/$size/$name"
 		rps[$name]=$(cut -d' ' -f1 "$runs" | median)
+		spread[$name]=$(cut -d' ' -f1 "$runs" | sort -g |
+			awk 'NR == 1 { lo = $1 } { hi = $1 } END { printf "%.0f–%.0f", lo, hi }')
 		p99[$name]=$(cut -d' ' -f2 "$runs" | median)
 		cpu[$name]=$(cut -d' ' -f3 "$runs" | median)
 	done
@@ -418,8 +420,8 @@ for size in $SIZES; do
 	echo
 	echo "### $size-byte body"
 	echo
-	echo "| server | req/s | p99 (µs) | CPU µs/request | req/s vs bare | CPU/request vs bare |"
-	echo "|---|---:|---:|---:|---:|---:|"
+	echo "| server | req/s | req/s min–max | p99 (µs) | CPU µs/request | req/s vs bare | CPU/request vs bare |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
 	for name in "${servers[@]}"; do
 		case $name in
 		bare) label='bare libmicrohttpd (ceiling)' ;;
@@ -427,10 +429,11 @@ for size in $SIZES; do
 		nginx) label='nginx proxy_cache' ;;
 		varnish) label='Varnish' ;;
 		esac
-		awk -v l="$label" -v r="${rps[$name]}" -v p="${p99[$name]}" \
-			-v c="${cpu[$name]}" -v br="${rps[bare]}" -v bc="${cpu[bare]}" \
-			'BEGIN { printf "| %s | %.0f | %.0f | %.2f | %.2f× | %.2f× |\n",
-				l, r, p, c, r / br, (bc > 0 ? c / bc : 0) }'
+		awk -v l="$label" -v r="${rps[$name]}" -v s="${spread[$name]}" \
+			-v p="${p99[$name]}" -v c="${cpu[$name]}" \
+			-v br="${rps[bare]}" -v bc="${cpu[bare]}" \
+			'BEGIN { printf "| %s | %.0f | %s | %.0f | %.2f | %.2f× | %.2f× |\n",
+				l, r, s, p, c, r / br, (bc > 0 ? c / bc : 0) }'
 	done
 	for other in nginx varnish; do
 		[ -n "${rps[$other]:-}" ] || continue
@@ -439,5 +442,5 @@ for size in $SIZES; do
 			'BEGIN { printf "\nStrata vs %s: %.2f× the req/s, %.2f× the CPU per request.\n",
 				o, sr / r, (c > 0 ? sc / c : 0) }'
 	done
-	unset rps p99 cpu
+	unset rps spread p99 cpu
 done

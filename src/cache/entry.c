@@ -147,19 +147,14 @@ void strata_entry_release(struct strata_entry **e)
 
 /* --- building from a response --------------------------------------------- */
 
-static bool status_ok(unsigned status)
+/*
+ * Three digits, as HTTP status codes are written.  600-999 are invalid
+ * HTTP but some upstreams send them; a proxy passes them on, and the
+ * storability policy, not this module, decides what is cached.
+ */
+static bool status_ok(uint64_t status)
 {
-	return status >= 100 && status <= 599;
-}
-
-/* The key of `p`: given (and checked against the text) or computed. */
-static int params_key(const struct strata_entry_params *p,
-		      struct strata_key *key)
-{
-	strata_key_hash(p->key_text, p->key_len, key);
-	if (p->key && !strata_key_equal(p->key, key))
-		return -EINVAL;
-	return 0;
+	return status >= 100 && status <= 999;
 }
 
 static int params_check(const struct strata_entry_params *p)
@@ -245,7 +240,6 @@ static void fill_from_params(struct filler *fill,
 int strata_entry_new(const struct strata_entry_params *p,
 		     struct strata_entry **out)
 {
-	struct strata_key key;
 	struct shape sh;
 	struct filler fill;
 	int rc;
@@ -255,14 +249,15 @@ int strata_entry_new(const struct strata_entry_params *p,
 		return -EINVAL;
 	rc = params_check(p);
 	if (rc == 0)
-		rc = params_key(p, &key);
-	if (rc == 0)
 		rc = params_shape(p, &sh);
 	if (rc == 0)
 		rc = entry_alloc(&sh, &fill);
 	if (rc < 0)
 		return rc;
-	fill.e->key = key;
+	if (p->key)
+		fill.e->key = *p->key;
+	else
+		strata_key_hash(p->key_text, p->key_len, &fill.e->key);
 	fill_from_params(&fill, p);
 	*out = fill.e;
 	return 0;

@@ -76,11 +76,15 @@ struct strata_entry {
 
 /* What an entry is built from; everything is copied. */
 struct strata_entry_params {
-	const struct strata_key *key; /* NULL: hashed from key_text */
+	/* NULL: hashed from key_text.  Not checked against the text, so an
+	 * answer that is never stored may carry any key; but the encoding of
+	 * an entry whose key is not its text's hash is refused by decode, so
+	 * such an entry must not reach the disk or Redis tier. */
+	const struct strata_key *key;
 	const char *key_text;        /* key_len bytes, no NUL among them */
 	size_t key_len;
 	const char *route;           /* NULL: "" */
-	unsigned status;             /* 100-599 */
+	unsigned status;             /* three digits: 100-999 */
 	int64_t created;
 	int64_t expires;
 	int64_t keep_until;          /* 0: same as expires */
@@ -93,10 +97,9 @@ struct strata_entry_params {
 
 /*
  * Build an entry (one reference).  Returns 0, -ENOMEM or -EINVAL: limits
- * above, keep_until < expires, status out of range, a NUL in the key
- * text, a NULL string, a string longer than 4 GiB (the encoding's lengths
- * are 32-bit), or a `key` that is not the hash of `key_text` (an entry
- * whose key and text disagree could be stored but never decoded).
+ * above, keep_until < expires, status not three digits, a NUL in the key
+ * text, a NULL string, or a string longer than 4 GiB (the encoding's
+ * lengths are 32-bit).
  */
 int strata_entry_new(const struct strata_entry_params *p,
 		     struct strata_entry **out);

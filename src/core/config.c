@@ -103,7 +103,7 @@ static const struct option options[] = {
 	{ "max_request_body", OPT_SIZE, OFF(max_request_body), 0, UINT64_MAX,
 	  "10MiB", NULL },
 	{ "max_header_size", OPT_SIZE, OFF(max_header_size), 1 * KIB, 16 * MIB,
-	  "64KiB", NULL },
+	  "16KiB", NULL },
 	{ "client_timeout", OPT_DURATION, OFF(client_timeout_ms), 1 * SEC,
 	  24 * HOUR, "60s", NULL },
 	{ "shutdown_timeout", OPT_DURATION, OFF(shutdown_timeout_ms), 0,

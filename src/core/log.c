@@ -32,6 +32,25 @@ void strata_log_set_access(bool on)
 	atomic_store_explicit(&log_access, on, memory_order_relaxed);
 }
 
+bool strata_log_access_enabled(void)
+{
+	return atomic_load_explicit(&log_access, memory_order_relaxed);
+}
+
+size_t strata_fmt_u64(char *buf, uint64_t n)
+{
+	char tmp[20];
+	size_t len = 0;
+
+	do {
+		tmp[len++] = (char)('0' + n % 10);
+		n /= 10;
+	} while (n != 0);
+	for (size_t i = 0; i < len; i++)
+		buf[i] = tmp[len - 1 - i];
+	return len;
+}
+
 uint64_t strata_now_us(void)
 {
 	struct timespec ts;

@@ -11,6 +11,7 @@
 #define STRATA_CORE_LOG_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 enum strata_log_level {
@@ -25,6 +26,14 @@ void strata_log_set_level(enum strata_log_level level);
 
 /* Whether access lines are written (default: yes). */
 void strata_log_set_access(bool on);
+bool strata_log_access_enabled(void);
+
+/*
+ * Write `n` in decimal at `buf` (at least 20 bytes), without a NUL;
+ * returns the number of digits.  For hot paths, where snprintf's format
+ * parsing costs more than the number.
+ */
+size_t strata_fmt_u64(char *buf, uint64_t n);
 
 /* "2026-11-29T09:30:31.123Z strata[PID] LEVEL: message" */
 void strata_log(enum strata_log_level level, const char *fmt, ...)

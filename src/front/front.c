@@ -65,6 +65,10 @@
 
 struct strata_front {
 	uint32_t magic;
+	int listen_fd;                 /* ours: see accept_main() */
+	pthread_t acceptor;
+	bool accepting;
+	atomic_bool stopping;
 	struct strata_front_config cfg;
 	char *listen;
 	struct strata_route_table *routes;
@@ -216,6 +220,33 @@ static enum MHD_Result answer_entry(struct request *rq,
 	return rc == 0 ? MHD_YES : MHD_NO;
 }
 
+static void client_address(struct MHD_Connection *conn, char *buf, size_t len)
+{
+	const union MHD_ConnectionInfo *info = MHD_get_connection_info(
+		conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+	const struct sockaddr *sa = info != NULL ? info->client_addr : NULL;
+
+	snprintf(buf, len, "-");
+	if (sa == NULL)
+		return;
+	if (sa->sa_family == AF_INET)
+		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
+			  buf, (socklen_t)len);
+	else if (sa->sa_family == AF_INET6)
+		inet_ntop(AF_INET6,
+			  &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
+			  (socklen_t)len);
+}
+
+/* The client's address as text, formatted on first use: a cache hit
+ * with the access log off never needs it. */
+static const char *client_of(struct request *rq)
+{
+	if (rq->client[0] == '\0')
+		client_address(rq->conn, rq->client, sizeof(rq->client));
+	return rq->client;
+}
+
 /* ---- building the upstream request -------------------------------------- */
 
 struct header_scan {
@@ -315,7 +346,7 @@ static int forwarded_headers(struct strata_front *front, struct request *rq,
 	if (rc == 0 && host != NULL && front->cfg.preserve_host)
 		rc = strata_headers_add(out, "Host", host);
 	if (rc == 0)
-		rc = join(&scan.xff, rq->client);
+		rc = join(&scan.xff, client_of(rq));
 	if (rc == 0)
 		rc = strata_headers_add(out, "X-Forwarded-For", scan.xff);
 	if (rc == 0)
@@ -528,9 +559,18 @@ static void lookup(struct strata_front *front, struct request *rq)
 	if (strata_mem_lookup(front->mem, &rq->key, rq->key_text, rq->key_len,
 			      now, &rq->entry) != 0)
 		return;
-	snprintf(rq->status_buf, sizeof(rq->status_buf),
-		 "strata; hit; ttl=%lld; detail=memory",
-		 (long long)strata_entry_ttl_s(rq->entry, now));
+	/* Hand-formatted: this runs on every hit. */
+	{
+		static const char head[] = "strata; hit; ttl=";
+		static const char tail[] = "; detail=memory";
+		char *p = rq->status_buf;
+
+		memcpy(p, head, sizeof(head) - 1);
+		p += sizeof(head) - 1;
+		p += strata_fmt_u64(p, (uint64_t)strata_entry_ttl_s(rq->entry,
+								    now));
+		memcpy(p, tail, sizeof(tail));
+	}
 	rq->cache_status = rq->status_buf;
 }
 
@@ -758,7 +798,7 @@ static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 	const char *length;
 	size_t path_len = strcspn(rq->target, "?");
 
-	snprintf(rq->method, sizeof(rq->method), "%s", method);
+	strncpy(rq->method, method, sizeof(rq->method) - 1);
 	rq->phase = PHASE_BODY;
 	if (rq->target[0] != '/')
 		return answer(conn, rq, MHD_HTTP_BAD_REQUEST,
@@ -834,24 +874,6 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 
 /* ---- request lifecycle ---------------------------------------------------- */
 
-static void client_address(struct MHD_Connection *conn, char *buf, size_t len)
-{
-	const union MHD_ConnectionInfo *info = MHD_get_connection_info(
-		conn, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-	const struct sockaddr *sa = info != NULL ? info->client_addr : NULL;
-
-	snprintf(buf, len, "-");
-	if (sa == NULL)
-		return;
-	if (sa->sa_family == AF_INET)
-		inet_ntop(AF_INET, &((const struct sockaddr_in *)sa)->sin_addr,
-			  buf, (socklen_t)len);
-	else if (sa->sa_family == AF_INET6)
-		inet_ntop(AF_INET6,
-			  &((const struct sockaddr_in6 *)sa)->sin6_addr, buf,
-			  (socklen_t)len);
-}
-
 /* The first callback of a request: allocate its state. */
 static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
@@ -871,7 +893,6 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	pthread_mutex_init(&rq->park_lock, NULL);
 	rq->start_us = strata_now_us();
 	rq->cache_status = CACHE_STATUS_BYPASS;
-	client_address(conn, rq->client, sizeof(rq->client));
 	/* Relaxed: a counter; drain polls it and tolerates lag. */
 	atomic_fetch_add_explicit(&front->inflight, 1, memory_order_relaxed);
 	return rq;
@@ -899,7 +920,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 		strata_exchange_abandon(&rq->ex);
 	}
 	line = (struct strata_access){
-		.client = rq->client,
+		.client = strata_log_access_enabled() ? client_of(rq) : NULL,
 		.method = rq->method[0] ? rq->method : NULL,
 		.target = rq->target,
 		.status = rq->status,
@@ -981,6 +1002,7 @@ int strata_front_new(const struct strata_front_config *cfg,
 	if (front == NULL)
 		return -ENOMEM;
 	front->magic = FRONT_MAGIC;
+	front->listen_fd = -1;
 	front->cfg = *cfg;
 	front->listen = strdup(cfg->listen);
 	if (front->listen == NULL) {
@@ -998,27 +1020,90 @@ int strata_front_new(const struct strata_front_config *cfg,
 	return 0;
 }
 
-int strata_front_start(struct strata_front *front)
+/*
+ * The listening socket is Strata's, not libmicrohttpd's: one thread
+ * accepts and hands each connection to the worker pool with
+ * MHD_add_connection().  Stopping to accept is then just closing our
+ * socket.  (libmicrohttpd 0.9.75's own MHD_quiesce_daemon() races with
+ * its epoll workers and can abort the process: "Failed to remove listen
+ * FD from epoll set".)
+ */
+static void *accept_main(void *arg)
+{
+	struct strata_front *front = arg;
+
+	for (;;) {
+		struct sockaddr_storage ss;
+		socklen_t len = sizeof(ss);
+		int fd = accept4(front->listen_fd, (struct sockaddr *)&ss, &len,
+				 SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+		if (atomic_load_explicit(&front->stopping,
+					 memory_order_acquire)) {
+			if (fd >= 0)
+				close(fd);
+			return NULL;
+		}
+		if (fd >= 0) {
+			/* Closes the socket itself when it cannot take it. */
+			MHD_add_connection(front->daemon, fd,
+					   (const struct sockaddr *)&ss, len);
+			continue;
+		}
+		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+		    errno == ENOMEM) {
+			/* Out of descriptors: back off instead of spinning;
+			 * the pending connection waits in the backlog. */
+			strata_log_warn("accept: %s", strerror(errno));
+			usleep(10 * 1000);
+		}
+		/* EINTR, ECONNABORTED and the like: try again. */
+	}
+}
+
+static int open_listener(struct strata_front *front)
 {
 	struct sockaddr_storage ss;
 	socklen_t ss_len;
-	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
-			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG;
-	const union MHD_DaemonInfo *info;
-	int rc = resolve_listen(front->listen, &ss, &ss_len);
+	int one = 1, fd, rc = resolve_listen(front->listen, &ss, &ss_len);
 
 	if (rc != 0) {
 		strata_log_error("listen %s: not a host:port address",
 				 front->listen);
 		return rc;
 	}
-	if (ss.ss_family == AF_INET6)
-		flags |= MHD_USE_IPv6;
+	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(fd, (struct sockaddr *)&ss, ss_len) != 0 ||
+	    listen(fd, 1024) != 0) {
+		rc = -errno;
+		strata_log_error("listen %s: %s", front->listen, strerror(-rc));
+		close(fd);
+		return rc;
+	}
+	if (getsockname(fd, (struct sockaddr *)&ss, &ss_len) == 0)
+		front->port = ntohs(ss.ss_family == AF_INET6
+					    ? ((struct sockaddr_in6 *)&ss)->sin6_port
+					    : ((struct sockaddr_in *)&ss)->sin_port);
+	front->listen_fd = fd;
+	return 0;
+}
+
+int strata_front_start(struct strata_front *front)
+{
+	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
+			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
+			 MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+	int rc = open_listener(front);
+
+	if (rc != 0)
+		return rc;
 	front->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, access_cb, front,
 		/* First, so that even option errors reach our log. */
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
-		MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)&ss,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)front->cfg.workers,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)front->cfg.max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT,
@@ -1027,16 +1112,16 @@ int strata_front_start(struct strata_front *front)
 		(size_t)front->cfg.max_header_size,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, front,
 		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, front,
-		MHD_OPTION_LISTEN_BACKLOG_SIZE, 1024u,
 		MHD_OPTION_END);
 	if (front->daemon == NULL) {
-		strata_log_error("listen %s: cannot start the listener "
-				 "(address in use or not available?)",
+		strata_log_error("listen %s: cannot start the HTTP workers",
 				 front->listen);
-		return -EADDRNOTAVAIL;
+		return -EIO;
 	}
-	info = MHD_get_daemon_info(front->daemon, MHD_DAEMON_INFO_BIND_PORT);
-	front->port = info != NULL ? info->port : 0;
+	rc = pthread_create(&front->acceptor, NULL, accept_main, front);
+	if (rc != 0)
+		return -rc;
+	front->accepting = true;
 	return 0;
 }
 
@@ -1047,13 +1132,16 @@ unsigned strata_front_port(const struct strata_front *front)
 
 void strata_front_quiesce(struct strata_front *front)
 {
-	MHD_socket fd;
-
-	if (front->daemon == NULL)
+	if (!front->accepting)
 		return;
-	fd = MHD_quiesce_daemon(front->daemon);
-	if (fd != MHD_INVALID_SOCKET)
-		close(fd);
+	/* Release: pairs with the acceptor's acquire load after accept4
+	 * returns, which shutdown() makes happen at once. */
+	atomic_store_explicit(&front->stopping, true, memory_order_release);
+	shutdown(front->listen_fd, SHUT_RDWR);
+	pthread_join(front->acceptor, NULL);
+	close(front->listen_fd);
+	front->listen_fd = -1;
+	front->accepting = false;
 }
 
 unsigned strata_front_inflight(const struct strata_front *front)
@@ -1069,6 +1157,9 @@ void strata_front_free(struct strata_front **frontp)
 		return;
 	front = *frontp;
 	STRATA_ASSERT(front->magic == FRONT_MAGIC);
+	strata_front_quiesce(front);
+	if (front->listen_fd >= 0)
+		close(front->listen_fd);
 	if (front->daemon != NULL)
 		MHD_stop_daemon(front->daemon);
 	strata_route_table_release(&front->routes);

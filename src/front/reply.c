@@ -76,7 +76,7 @@ int strata_reply_entry(struct MHD_Connection *conn, struct strata_entry *e,
 		return -ENOMEM;
 	}
 	strata_reply_headers(resp, &headers, cache_status);
-	snprintf(age, sizeof(age), "%" PRId64, strata_entry_age_s(e, now));
+	age[strata_fmt_u64(age, (uint64_t)strata_entry_age_s(e, now))] = '\0';
 	add_one(resp, "Age", age);
 	if (MHD_queue_response(conn, e->status, resp) == MHD_YES)
 		*status = e->status;

@@ -377,6 +377,121 @@ out:
 	return ret;
 }
 
+int client_concurrent_responses(const char *method, const char *url,
+				const char *const *headers, size_t n,
+				long timeout_ms,
+				struct client_response *resps,
+				double *wall_s)
+{
+	CURLM *multi;
+	CURL **handles;
+	struct sink *sinks;
+	struct curl_slist *list = NULL, *grown;
+	int running = 0, answered = 0, ret = -1;
+	double start;
+
+	if (method == NULL)
+		method = "GET";
+	for (size_t i = 0; i < n; i++) {
+		memset(&resps[i], 0, sizeof(resps[i]));
+		resps[i].body_hash = CLIENT_FNV1A64_INIT;
+	}
+	*wall_s = 0;
+	pthread_once(&global_once, global_init);
+	multi = curl_multi_init();
+	handles = calloc(n, sizeof(*handles));
+	sinks = calloc(n, sizeof(*sinks));
+	list = curl_slist_append(NULL, "Expect:");
+	for (size_t i = 0; list != NULL && headers != NULL &&
+			   headers[i] != NULL;
+	     i++) {
+		grown = curl_slist_append(list, headers[i]);
+		if (grown == NULL)
+			curl_slist_free_all(list);
+		list = grown;
+	}
+	if (multi == NULL || handles == NULL || sinks == NULL || list == NULL)
+		goto out;
+	curl_multi_setopt(multi, CURLMOPT_PIPELINING, (long)CURLPIPE_NOTHING);
+	curl_multi_setopt(multi, CURLMOPT_MAXCONNECTS, (long)n);
+	for (size_t i = 0; i < n; i++) {
+		sinks[i].resp = &resps[i];
+		sinks[i].hash_only = true;
+		handles[i] = curl_easy_init();
+		if (handles[i] == NULL)
+			goto out;
+		common_options(handles[i], url, timeout_or_default(timeout_ms));
+		curl_easy_setopt(handles[i], CURLOPT_HTTPHEADER, list);
+		curl_easy_setopt(handles[i], CURLOPT_HEADERFUNCTION, header_cb);
+		curl_easy_setopt(handles[i], CURLOPT_HEADERDATA, &sinks[i]);
+		curl_easy_setopt(handles[i], CURLOPT_WRITEFUNCTION, write_cb);
+		curl_easy_setopt(handles[i], CURLOPT_WRITEDATA, &sinks[i]);
+		curl_easy_setopt(handles[i], CURLOPT_PRIVATE, (void *)i);
+		if (strcmp(method, "HEAD") == 0)
+			curl_easy_setopt(handles[i], CURLOPT_NOBODY, 1L);
+		else if (strcmp(method, "GET") != 0)
+			curl_easy_setopt(handles[i], CURLOPT_CUSTOMREQUEST,
+					 method);
+	}
+	start = now_s();
+	for (size_t i = 0; i < n; i++)
+		if (curl_multi_add_handle(multi, handles[i]) != CURLM_OK)
+			goto out;
+	do {
+		CURLMsg *msg;
+		int left;
+
+		if (curl_multi_perform(multi, &running) != CURLM_OK)
+			goto out;
+		while ((msg = curl_multi_info_read(multi, &left)) != NULL) {
+			struct client_response *resp;
+			void *priv = NULL;
+			size_t i;
+
+			if (msg->msg != CURLMSG_DONE)
+				continue;
+			curl_easy_getinfo(msg->easy_handle, CURLINFO_PRIVATE,
+					  &priv);
+			i = (size_t)priv;
+			resp = &resps[i];
+			resp->seconds = now_s() - start;
+			curl_easy_getinfo(msg->easy_handle,
+					  CURLINFO_RESPONSE_CODE,
+					  &resp->status);
+			resp->curl_code = (int)msg->data.result;
+			if (msg->data.result != CURLE_OK)
+				snprintf(resp->error, sizeof(resp->error),
+					 "%s",
+					 curl_easy_strerror(msg->data.result));
+			else if (sinks[i].failed) {
+				resp->curl_code = CURLE_OUT_OF_MEMORY;
+				snprintf(resp->error, sizeof(resp->error),
+					 "out of memory");
+			} else {
+				answered++;
+			}
+		}
+		if (running > 0 &&
+		    curl_multi_poll(multi, NULL, 0, 200, NULL) != CURLM_OK)
+			goto out;
+	} while (running > 0);
+	*wall_s = now_s() - start;
+	ret = answered;
+out:
+	for (size_t i = 0; handles != NULL && i < n; i++) {
+		if (handles[i] == NULL)
+			continue;
+		curl_multi_remove_handle(multi, handles[i]);
+		curl_easy_cleanup(handles[i]);
+	}
+	free(handles);
+	free(sinks);
+	curl_slist_free_all(list);
+	if (multi != NULL)
+		curl_multi_cleanup(multi);
+	return ret;
+}
+
 bool client_connect_refused(unsigned port)
 {
 	struct sockaddr_in addr = {

@@ -96,6 +96,23 @@ int client_concurrent(const char *url, size_t n, long timeout_ms,
 		      long *statuses, double *wall_s);
 
 /*
+ * Like client_concurrent(), but keeps every response: resps[i] receives
+ * request i's status, headers, body length and body hash (the body itself
+ * is not kept: resps[i].body is NULL), curl code and error.  Release each
+ * with client_response_free(); resps[i].seconds counts from the start of
+ * the batch to that request's end.  `headers` lists extra request headers as
+ * for client_request() (may be NULL); `method` NULL means GET.  Returns
+ * the number of requests that got a complete HTTP response, or -1 on a
+ * setup error (the responses are then zeroed or partial; free them
+ * anyway).
+ */
+int client_concurrent_responses(const char *method, const char *url,
+				const char *const *headers, size_t n,
+				long timeout_ms,
+				struct client_response *resps,
+				double *wall_s);
+
+/*
  * Whether a TCP connection to 127.0.0.1:port is refused right now (nothing
  * listening).  Returns false when the connection is accepted or the
  * attempt fails in any other way (after 1 s).

@@ -491,6 +491,61 @@ static struct MHD_Response *headers_response(void)
 	return resp;
 }
 
+static struct MHD_Response *doc(const char *target)
+{
+	char *body = NULL;
+	struct MHD_Response *resp;
+
+	if (asprintf(&body, "{\"target\":\"%s\"}\n", target) < 0)
+		return NULL;
+	resp = text(body, "application/json");
+	free(body);
+	if (resp == NULL)
+		return NULL;
+	MHD_add_response_header(resp, "ETag", "\"doc-v1\"");
+	MHD_add_response_header(resp, "X-Custom", "doc");
+	MHD_add_response_header(resp, "Last-Modified",
+				"Tue, 15 Nov 1994 08:12:31 GMT");
+	return resp;
+}
+
+/* The raw value of query parameter `name` (up to the next '&'), copied
+ * into buf; "" when absent. */
+static const char *query_raw(const char *target, const char *name, char *buf,
+			     size_t len)
+{
+	const char *q = strchr(target, '?');
+	size_t name_len = strlen(name);
+
+	buf[0] = '\0';
+	while (q != NULL) {
+		q++;
+		if (strncmp(q, name, name_len) == 0 && q[name_len] == '=') {
+			const char *v = q + name_len + 1;
+
+			snprintf(buf, len, "%.*s", (int)strcspn(v, "&"), v);
+			break;
+		}
+		q = strchr(q, '&');
+	}
+	return buf;
+}
+
+static struct MHD_Response *cache_control(const char *target)
+{
+	char value[128], body[160];
+	struct MHD_Response *resp;
+
+	query_raw(target, "value", value, sizeof(value));
+	snprintf(body, sizeof(body), "cache-control %s\n", value);
+	resp = text(body, "text/plain");
+	if (resp != NULL && MHD_add_response_header(resp, "Cache-Control",
+						    value) != MHD_YES)
+		fprintf(stderr, "origin: /cc: libmicrohttpd refused "
+				"Cache-Control: %s\n", value);
+	return resp;
+}
+
 static enum MHD_Result respond(struct origin *o, struct MHD_Connection *conn,
 			       const struct origin_request *r)
 {
@@ -508,6 +563,23 @@ static enum MHD_Result respond(struct origin *o, struct MHD_Connection *conn,
 		return queue(conn, MHD_HTTP_OK, text(body, "application/json"),
 			     r->seq);
 	}
+	if (path_is(t, "/slow-cookie")) {
+		uint64_t ms = query_u64(t, "ms", 500);
+		struct MHD_Response *resp;
+
+		if (!nap(o, ms))
+			return MHD_NO;
+		snprintf(body, sizeof(body), "{\"slept_ms\":%" PRIu64 "}\n", ms);
+		resp = text(body, "application/json");
+		if (resp != NULL)
+			MHD_add_response_header(resp, "Set-Cookie",
+						"s=1; Path=/");
+		return queue(conn, MHD_HTTP_OK, resp, r->seq);
+	}
+	if (strncmp(t, "/doc", 4) == 0)
+		return queue(conn, MHD_HTTP_OK, doc(t), r->seq);
+	if (path_is(t, "/cc"))
+		return queue(conn, MHD_HTTP_OK, cache_control(t), r->seq);
 	if (path_is(t, "/big"))
 		return queue(conn, MHD_HTTP_OK, big(t, false), r->seq);
 	if (path_is(t, "/big-chunked"))

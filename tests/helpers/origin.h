@@ -33,6 +33,16 @@
  *                       (libmicrohttpd may refuse some; a test should check
  *                       what the origin really sends before asserting that
  *                       a proxy strips it).
+ *   /doc...             any subpath or query: a storable 200 with the
+ *                       headers a cache must hand back unchanged:
+ *                       Content-Type: application/json, ETag: "doc-v1",
+ *                       X-Custom: doc, Last-Modified (a fixed date), and
+ *                       body {"target":"TARGET"} plus a newline.
+ *   /cc?value=V         200, text/plain, "Cache-Control: V" with V taken
+ *                       raw from the query (no percent-decoding), body
+ *                       "cache-control V\n".
+ *   /slow-cookie?ms=N   sleep N ms (default 500), then 200 with
+ *                       Set-Cookie: s=1; Path=/ and body {"slept_ms":N}.
  *   /hang-headers       sends nothing for 30 s (or until origin_stop), then
  *                       200 "late\n".
  *   /hang-body          200 with Content-Length 1 MiB, sends the first

@@ -92,7 +92,7 @@ Test(config, defaults)
 	cr_expect_eq(cfg->workers, (unsigned)(cpus < 1 ? 1 : cpus));
 	cr_expect_eq(cfg->max_connections, 10000);
 	cr_expect_eq(cfg->max_request_body, 10 << 20);
-	cr_expect_eq(cfg->max_header_size, 64 << 10);
+	cr_expect_eq(cfg->max_header_size, 16 << 10);
 	cr_expect_eq(cfg->client_timeout_ms, 60000);
 	cr_expect_eq(cfg->shutdown_timeout_ms, 10000);
 	cr_expect(cfg->access_log);
@@ -165,7 +165,7 @@ Test(config, other_top_level_keys)
 {
 	struct strata_config *cfg = load_ok("max_connections: 500\n"
 					    "max_request_body: 1MiB\n"
-					    "max_header_size: 16KiB\n"
+					    "max_header_size: 32KiB\n"
 					    "client_timeout: 2m\n"
 					    "shutdown_timeout: 1500ms\n"
 					    "access_log: false\n"
@@ -174,7 +174,7 @@ Test(config, other_top_level_keys)
 
 	cr_expect_eq(cfg->max_connections, 500);
 	cr_expect_eq(cfg->max_request_body, 1 << 20);
-	cr_expect_eq(cfg->max_header_size, 16 << 10);
+	cr_expect_eq(cfg->max_header_size, 32 << 10);
 	cr_expect_eq(cfg->client_timeout_ms, 120000);
 	cr_expect_eq(cfg->shutdown_timeout_ms, 1500);
 	cr_expect_not(cfg->access_log);
