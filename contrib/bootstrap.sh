@@ -219,10 +219,12 @@ demo() {
 
     curl -i http://$DEMO_STRATA_ADDR/slow
 
-  This milestone is the reverse proxy: both calls take ~${DEMO_DELAY:-2} s and show
-  "Cache-Status: strata; fwd=uri-miss" with a new computed_at each time.
-  With the memory tier (next milestone) the second call returns at once,
-  with the first call's computed_at.  Also try /health (ttl 0: bypass) and
+  The first call takes ~${DEMO_DELAY:-2} s: the app computes the answer and Strata
+  stores it ("Cache-Status: strata; fwd=miss; stored").  The second is a
+  memory hit: it returns at once with the same computed_at, an Age header
+  and "Cache-Status: strata; hit; ttl=...; detail=memory", until the 60 s
+  ttl runs out.  Also try /health (ttl 0: "strata; fwd=bypass", always the
+  app) and, per language (each one's second call within 10 s is a hit):
     curl -i -H 'Accept-Language: fr' http://$DEMO_STRATA_ADDR/api/users/7
 
   Ctrl-C stops strata (it drains in-flight requests) and the demo app.

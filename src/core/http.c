@@ -63,6 +63,21 @@ const char *strata_headers_get(const struct strata_headers *h,
 	return NULL;
 }
 
+void strata_headers_remove(struct strata_headers *h, const char *name)
+{
+	size_t kept = 0;
+
+	for (size_t i = 0; i < h->n; i++) {
+		if (strcasecmp(h->v[i].name, name) == 0) {
+			free(h->v[i].name);
+			free(h->v[i].value);
+			continue;
+		}
+		h->v[kept++] = h->v[i];
+	}
+	h->n = kept;
+}
+
 void strata_headers_clear(struct strata_headers *h)
 {
 	for (size_t i = 0; i < h->n; i++) {

@@ -40,6 +40,9 @@ const char *strata_headers_get(const struct strata_headers *h,
  * NULL when absent (or out of memory). */
 char *strata_headers_join(const struct strata_headers *h, const char *name);
 
+/* Remove every header called `name`, keeping the others' order. */
+void strata_headers_remove(struct strata_headers *h, const char *name);
+
 /* Free every header; the list is empty and reusable afterwards. */
 void strata_headers_clear(struct strata_headers *h);
 

@@ -664,6 +664,21 @@ static enum MHD_Result dispatch(struct strata_front *front,
 	return fetch(front, rq, method, version, false);
 }
 
+/* The origin's Age header in milliseconds (0 when absent or invalid). */
+static int64_t age_on_arrival_ms(const struct strata_headers *headers)
+{
+	const char *age = strata_headers_get(headers, "Age");
+	char *end;
+	unsigned long long s;
+
+	if (age == NULL || *age < '0' || *age > '9')
+		return 0;
+	s = strtoull(age, &end, 10);
+	if (*end != '\0' || s > 10ull * 365 * 24 * 3600)
+		return 0;
+	return (int64_t)s * 1000;
+}
+
 /*
  * A whole response is here (collected from upstream or made by a
  * handler): make it an entry, store it when the route and policy allow,
@@ -692,10 +707,19 @@ static enum MHD_Result complete(struct strata_front *front,
 	};
 	int rc = strata_http_end_to_end(headers, &e2e);
 
+	/* The answer was already this old when it arrived: count that into
+	 * the Age we send (RFC 9111 section 4.2.3, without the clock
+	 * corrections the HTTP-semantics milestone adds); the stored headers
+	 * carry no Age of their own. */
+	p.created = now - age_on_arrival_ms(headers);
+	strata_headers_remove(&e2e, "Age");
 	if (rq->cacheable) {
 		verdict = strata_policy_storable(status, headers,
 						 rq->has_authorization,
 						 rq->route->force);
+		if (verdict == STRATA_STORE_OK &&
+		    body_len > front->cfg.max_object_size)
+			verdict = STRATA_STORE_STATUS; /* a handler's big body */
 		p.expires = now + (int64_t)rq->route->ttl_ms;
 	}
 	if (rc == 0)

@@ -96,3 +96,18 @@ Test(http, cache_control_directives)
 	cr_assert_not(strata_http_cc_has("no-cache=\"a, private\"", "private"));
 	cr_assert(strata_http_cc_has("no-cache=\"a, b\", private", "private"));
 }
+
+Test(http, remove_keeps_the_rest_in_order)
+{
+	struct strata_headers h = { 0 };
+
+	strata_headers_add(&h, "A", "1");
+	strata_headers_add(&h, "Age", "5");
+	strata_headers_add(&h, "B", "2");
+	strata_headers_add(&h, "age", "6");
+	strata_headers_remove(&h, "AGE");
+	cr_assert_eq(h.n, 2);
+	cr_assert_str_eq(h.v[0].name, "A");
+	cr_assert_str_eq(h.v[1].name, "B");
+	strata_headers_clear(&h);
+}
