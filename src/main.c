@@ -31,6 +31,7 @@ enum {
 	OPT_ADMIN_LISTEN,
 	OPT_WORKERS,
 	OPT_MEMORY,
+	OPT_MAX_OBJECT_SIZE,
 	OPT_ROUTE,
 	OPT_SET,
 	OPT_CHECK,
@@ -43,6 +44,7 @@ static const struct option long_options[] = {
 	{ "admin-listen", required_argument, NULL, OPT_ADMIN_LISTEN },
 	{ "workers", required_argument, NULL, OPT_WORKERS },
 	{ "memory", required_argument, NULL, OPT_MEMORY },
+	{ "max-object-size", required_argument, NULL, OPT_MAX_OBJECT_SIZE },
 	{ "route", required_argument, NULL, OPT_ROUTE },
 	{ "set", required_argument, NULL, OPT_SET },
 	{ "check-config", no_argument, NULL, OPT_CHECK },
@@ -62,6 +64,7 @@ static const struct {
 	{ OPT_ADMIN_LISTEN, "admin.listen", "--admin-listen" },
 	{ OPT_WORKERS, "workers", "--workers" },
 	{ OPT_MEMORY, "cache.memory", "--memory" },
+	{ OPT_MAX_OBJECT_SIZE, "cache.max_object_size", "--max-object-size" },
 };
 
 static void usage(FILE *out)
@@ -77,6 +80,8 @@ static void usage(FILE *out)
 		"                           admin listener (default 127.0.0.1:8081)\n"
 		"      --workers N          listener threads (default: CPUs)\n"
 		"      --memory SIZE        memory tier budget, e.g. 256MiB\n"
+		"      --max-object-size SIZE\n"
+		"                           largest answer stored (default 8MiB)\n"
 		"      --route PATH=TTL     cache PATH for TTL, e.g. '/api/*=10s';\n"
 		"                           repeatable; replaces the file's routes\n"
 		"      --set KEY=VALUE      set any configuration key, e.g.\n"

@@ -196,8 +196,10 @@ int strata_server_drain(struct strata_server *srv, uint64_t timeout_ms)
 				left, (unsigned long long)timeout_ms);
 		strata_upstream_cancel_all(srv->up);
 		/* Handlers cannot be interrupted: let the queued and running
-		 * ones finish, which wakes their parked connections. */
-		strata_pool_free(&srv->handler_pool);
+		 * ones finish, which wakes their parked connections.  The
+		 * pool stays allocated: the front end still refers to it
+		 * (a late submit is refused, and answered 503). */
+		strata_pool_stop(srv->handler_pool);
 		wait_idle(srv, strata_now_ms() + CANCEL_GRACE_MS);
 	}
 	/* Closes keep-alive connections and any client still reading. */

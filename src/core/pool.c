@@ -17,6 +17,7 @@ struct strata_pool {
 	pthread_cond_t wake;
 	struct strata_pool_job *head, *tail;  /* guarded by lock */
 	bool stopping;                        /* guarded by lock */
+	bool joined;                          /* owner's thread only */
 	unsigned n_threads;
 	pthread_t threads[];
 };
@@ -88,6 +89,19 @@ int strata_pool_submit(struct strata_pool *pool, struct strata_pool_job *job)
 	return rc;
 }
 
+void strata_pool_stop(struct strata_pool *pool)
+{
+	if (pool == NULL || pool->joined)
+		return;
+	pthread_mutex_lock(&pool->lock);
+	pool->stopping = true;
+	pthread_cond_broadcast(&pool->wake);
+	pthread_mutex_unlock(&pool->lock);
+	for (unsigned i = 0; i < pool->n_threads; i++)
+		pthread_join(pool->threads[i], NULL);
+	pool->joined = true;
+}
+
 void strata_pool_free(struct strata_pool **poolp)
 {
 	struct strata_pool *pool;
@@ -95,12 +109,7 @@ void strata_pool_free(struct strata_pool **poolp)
 	if (poolp == NULL || *poolp == NULL)
 		return;
 	pool = *poolp;
-	pthread_mutex_lock(&pool->lock);
-	pool->stopping = true;
-	pthread_cond_broadcast(&pool->wake);
-	pthread_mutex_unlock(&pool->lock);
-	for (unsigned i = 0; i < pool->n_threads; i++)
-		pthread_join(pool->threads[i], NULL);
+	strata_pool_stop(pool);
 	pthread_cond_destroy(&pool->wake);
 	pthread_mutex_destroy(&pool->lock);
 	free(pool);

@@ -22,7 +22,14 @@ int strata_pool_new(unsigned threads, struct strata_pool **out);
 /* Queue a job.  Returns 0, or STRATA_EUNAVAIL once stopping. */
 int strata_pool_submit(struct strata_pool *pool, struct strata_pool_job *job);
 
-/* Run what is queued, stop and join the threads, free; *pool = NULL. */
+/*
+ * Refuse new jobs, run the queued ones and join the threads.  The pool
+ * stays valid (submit answers STRATA_EUNAVAIL) until strata_pool_free.
+ * Idempotent; for the owner's thread only.
+ */
+void strata_pool_stop(struct strata_pool *pool);
+
+/* Stop if still running, then free; *pool = NULL.  Accepts NULL. */
 void strata_pool_free(struct strata_pool **pool);
 
 #endif /* STRATA_CORE_POOL_H */

@@ -546,6 +546,22 @@ static struct MHD_Response *cache_control(const char *target)
 	return resp;
 }
 
+/* /header?name=N&value=V: a 200 carrying one chosen header. */
+static struct MHD_Response *one_header(const char *target)
+{
+	char name[64], value[128], body[224];
+	struct MHD_Response *resp;
+
+	query_raw(target, "name", name, sizeof(name));
+	query_raw(target, "value", value, sizeof(value));
+	snprintf(body, sizeof(body), "%s: %s\n", name, value);
+	resp = text(body, "text/plain");
+	if (resp != NULL && MHD_add_response_header(resp, name, value) != MHD_YES)
+		fprintf(stderr, "origin: /header: libmicrohttpd refused %s: %s\n",
+			name, value);
+	return resp;
+}
+
 static enum MHD_Result respond(struct origin *o, struct MHD_Connection *conn,
 			       const struct origin_request *r)
 {
@@ -580,6 +596,8 @@ static enum MHD_Result respond(struct origin *o, struct MHD_Connection *conn,
 		return queue(conn, MHD_HTTP_OK, doc(t), r->seq);
 	if (path_is(t, "/cc"))
 		return queue(conn, MHD_HTTP_OK, cache_control(t), r->seq);
+	if (path_is(t, "/header"))
+		return queue(conn, MHD_HTTP_OK, one_header(t), r->seq);
 	if (path_is(t, "/big"))
 		return queue(conn, MHD_HTTP_OK, big(t, false), r->seq);
 	if (path_is(t, "/big-chunked"))

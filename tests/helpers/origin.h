@@ -19,6 +19,8 @@
  *                       request header, an empty line, then the request body.
  *   /slow?ms=N          sleep N ms (default 1000), then 200 with a small
  *                       JSON body {"slept_ms":N}.
+ *   /header?name=N&value=V  200 with the response header "N: V" (raw
+ *                       query values, no decoding).
  *   /big?bytes=N&seed=S N bytes (default 1 MiB, seed 0) of the
  *                       deterministic stream origin_big_fill() describes,
  *                       generated while sending, with Content-Length.

@@ -339,6 +339,32 @@ Test(cache, miss_then_hit_returns_the_same_response, .timeout = 60)
 	client_response_free(&hit);
 }
 
+Test(cache, age_includes_the_origins_age_and_is_sent_once, .timeout = 60)
+{
+	const char *path = "/header?name=Age&value=100";
+	struct client_response miss, hit;
+	const char *ages[4];
+
+	start_strata("--route", "/header=60s", NULL);
+	request("GET", path, NULL, 200, &miss);
+	cr_expect_str_eq(cache_status(&miss), CS_STORED);
+	cr_expect_eq(client_header_all(&miss, "Age", ages, 4), 1,
+		     "the miss carries one Age header");
+	cr_expect_str_eq(client_header(&miss, "Age") ?: "(absent)", "100",
+			 "the answer was 100 s old when it arrived");
+	request("GET", path, NULL, 200, &hit);
+	cr_expect_eq(origin_count(origin), 1);
+	cr_expect_eq(client_header_all(&hit, "Age", ages, 4), 1,
+		     "the hit carries one Age header");
+	cr_expect(numeric_header(&hit, "Age") &&
+			  atol(client_header(&hit, "Age")) >= 100 &&
+			  atol(client_header(&hit, "Age")) <= 105,
+		  "hit: Age %s, expected 100 plus the seconds it was held",
+		  client_header(&hit, "Age") ?: "(absent)");
+	client_response_free(&miss);
+	client_response_free(&hit);
+}
+
 /* --- 2. per-route TTL ---------------------------------------------------- */
 
 Test(cache, ttl_is_per_route_and_expired_entries_are_not_served,
