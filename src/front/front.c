@@ -92,17 +92,14 @@ struct request {
 	enum phase phase;
 	char *target;              /* raw request target, as received */
 	char method[16];           /* for the access log */
-	char client[INET6_ADDRSTRLEN];
 	uint64_t start_us;
 	const struct strata_route *route;
 	const char *cache_status;  /* static, or status_buf */
-	char status_buf[96];
 	bool cacheable;            /* keyed, looked up, misses coalesce */
 	bool has_authorization;
 	struct strata_key key;
 	char *key_text;            /* key_inline, or malloc'd when longer */
 	size_t key_len;
-	char key_inline[384];
 	struct strata_entry *entry;      /* the answer, once known */
 	struct strata_flight *flight;    /* while leading one */
 	struct strata_flight_waiter waiter;
@@ -119,7 +116,15 @@ struct request {
 	uint64_t bytes;            /* body bytes of non-streamed answers */
 	struct strata_exchange *ex;
 	bool streaming;            /* bytes come from the exchange */
+
+	/* Buffers last: a new request zeroes only what comes before them
+	 * (REQUEST_ZEROED), not half a kilobyte per hit. */
+	char client[INET6_ADDRSTRLEN]; /* formatted on first use */
+	char status_buf[96];
+	char key_inline[384];
 };
+
+#define REQUEST_ZEROED offsetof(struct request, client)
 
 /* ---- parking: suspend until another thread has news -------------------- */
 
@@ -902,10 +907,12 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 {
 	struct strata_front *front = cls;
-	struct request *rq = calloc(1, sizeof(*rq));
+	struct request *rq = malloc(sizeof(*rq));
 
 	if (rq == NULL)
 		return NULL;
+	memset(rq, 0, REQUEST_ZEROED);
+	rq->client[0] = '\0';
 	rq->target = strdup(uri);
 	if (rq->target == NULL) {
 		free(rq);
