@@ -255,3 +255,15 @@ done
 echo
 echo "A fill is a burst of upstream requests, each less than TTL/2 after the one before; the first is the cold miss at t≈0."
 echo "\"Largest fill\" counts the requests of the biggest burst; \"per run\" is requests/fills for each round."
+for name in "${servers[@]}"; do
+	case $name in
+	nginx)
+		echo
+		echo "nginx: proxy_cache_lock only holds back requests for an entry that is not in the cache yet; once an entry has expired, every request that arrives before the refill is stored goes upstream.  nginx also keeps validity in whole seconds and treats an entry as fresh until its last second is over, so a ${TTL} s validity lasts ${TTL}–$((TTL + 1)) s and, once the fills align to the second, it refills every $((TTL + 1)) s."
+		;;
+	varnish)
+		echo
+		echo "Varnish: with the default grace (10 s) an expired object is still served while one background fetch refreshes it, so clients never wait for the refill after the cold one.  This build of Strata serves nothing stale: during each refill (${DELAY} s here) its clients wait, collapsed onto the one upstream request."
+		;;
+	esac
+done

@@ -4,7 +4,7 @@
 # thousand?  Random access over all keys, so the large set also pays for
 # CPU cache and TLB misses, which is the point.
 #
-#   contrib/bench/keys.sh                        # about 4 minutes
+#   contrib/bench/keys.sh                        # about 2 minutes
 #   LARGE=100000 ROUNDS=1 DURATION=3 contrib/bench/keys.sh   # a quick check
 #
 # Two Strata instances run side by side, both with route /k/*=3600s and
@@ -274,3 +274,5 @@ awk -v rs="${rps[small]}" -v rl="${rps[large]}" -v cs="${cpu[small]}" -v cl="${c
 		printf "Large/small: %.2f× the req/s (target ≥ 0.8), %.2f× the CPU per request.\n",
 			rl / rs, (cs > 0 ? cl / cs : 0)
 	}'
+echo
+echo "wrk (one thread, Lua per request) shares the $(nproc) CPUs with Strata, so req/s understates a difference in Strata's own cost; CPU per request is the steadier figure."
