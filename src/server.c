@@ -24,6 +24,7 @@
 #include "strata/config.h"
 #include "strata/handler.h"
 #include "strata/strata.h"
+#include "tier/disk.h"
 #include "tier/mem.h"
 #include "upstream/upstream.h"
 
@@ -47,12 +48,30 @@ struct strata_server {
 	bool has_handlers;
 	struct strata_upstream *up;
 	struct strata_mem *mem;
+	struct strata_disk *disk;          /* NULL when the tier is off */
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
 	struct strata_front *front;
 	bool started;
 	bool drained;
 };
+
+/* Pending disk writes before new ones are dropped (never waited for). */
+#define DISK_QUEUE_LIMIT 65536u
+
+static int open_disk(const struct strata_config *cfg, struct strata_disk **out)
+{
+	struct strata_disk_config dcfg = {
+		.path = cfg->cache.disk.path,
+		.size = cfg->cache.disk.size,
+		.sync = (enum strata_disk_sync)cfg->cache.disk.sync,
+		.on_corrupt =
+			(enum strata_disk_on_corrupt)cfg->cache.disk.on_corrupt,
+		.queue_limit = DISK_QUEUE_LIMIT,
+	};
+
+	return strata_disk_open(&dcfg, out);
+}
 
 int strata_server_new(const struct strata_config *cfg,
 		      struct strata_server **out)
@@ -101,6 +120,8 @@ int strata_server_new(const struct strata_config *cfg,
 		rc = strata_mem_new(cfg->cache.memory, &srv->mem);
 	if (rc == 0)
 		rc = strata_flights_new(&srv->flights);
+	if (rc == 0 && cfg->cache.disk.enabled)
+		rc = open_disk(cfg, &srv->disk);
 	if (rc != 0)
 		goto fail;
 	strata_log_set_access(cfg->access_log);
@@ -139,6 +160,7 @@ int strata_server_start(struct strata_server *srv)
 		.routes = srv->routes,
 		.up = srv->up,
 		.mem = srv->mem,
+		.disk = srv->disk,
 		.flights = srv->flights,
 		.handlers = srv->handlers,
 	};
@@ -223,6 +245,9 @@ void strata_server_free(struct strata_server **srvp)
 	strata_front_free(&srv->front);
 	strata_upstream_free(&srv->up);
 	strata_flights_free(&srv->flights);
+	/* After the workers are gone: the disk tier's per-thread read
+	 * transactions belong to them.  Queued writes are applied first. */
+	strata_disk_close(&srv->disk);
 	strata_mem_free(&srv->mem);
 	strata_route_table_release(&srv->routes);
 	free(srv->handlers);

@@ -11,6 +11,9 @@
  *
  *   embed [--listen HOST:PORT] [--admin-listen HOST:PORT]
  *
+ * Settings also come from STRATA_* environment variables, as for strata(8):
+ * STRATA_CACHE_DISK_PATH=/tmp/embed-cache, for instance.
+ *
  * Build: cc embed.c $(pkg-config --cflags --libs strata)
  */
 #include <pthread.h>
@@ -93,7 +96,10 @@ int main(int argc, char **argv)
 
 	if (cfg == NULL)
 		return 1;
-	if (apply_args(cfg, argc, argv, err, sizeof(err)) != 0 ||
+	/* STRATA_* variables first (STRATA_CACHE_DISK_PATH, ...), then the
+	 * flags, as the strata program does. */
+	if (strata_config_apply_env(cfg, NULL, err, sizeof(err)) != 0 ||
+	    apply_args(cfg, argc, argv, err, sizeof(err)) != 0 ||
 	    strata_config_add_route(cfg, "/hello=10s", "embed", err,
 				    sizeof(err)) != 0 ||
 	    strata_config_add_route(cfg, "/report=60s", "embed", err,

@@ -45,6 +45,30 @@ enum strata_route_query {
 					  sorted */
 };
 
+/*
+ * How the disk tier commits (`cache.disk.sync`).  The values equal
+ * src/tier/disk.h's enum strata_disk_sync, in order.
+ */
+enum strata_config_disk_sync {
+	STRATA_CONFIG_DISK_SYNC_NONE,  /* "none": no fsync; an OS crash may
+					  lose recent writes or corrupt */
+	STRATA_CONFIG_DISK_SYNC_META,  /* "meta": data synced, meta page not;
+					  an OS crash may undo the last
+					  commit, never corrupt (default) */
+	STRATA_CONFIG_DISK_SYNC_FULL,  /* "full": every commit durable */
+};
+
+/*
+ * What the disk tier does with an unusable database at start-up
+ * (`cache.disk.on_corrupt`).  The values equal src/tier/disk.h's enum
+ * strata_disk_on_corrupt, in order.
+ */
+enum strata_config_disk_corrupt {
+	STRATA_CONFIG_DISK_CORRUPT_MOVE, /* "move": set it aside, start empty
+					    (default) */
+	STRATA_CONFIG_DISK_CORRUPT_FAIL, /* "fail": refuse to start */
+};
+
 /* One `routes:` entry as configured (before compilation into a table). */
 struct strata_route_config {
 	char *path;            /* pattern, see strata.yaml(5) */
@@ -90,6 +114,19 @@ struct strata_config {
 	struct {
 		uint64_t memory;           /* tier 1 budget, bytes */
 		uint64_t max_object_size;  /* larger responses are streamed */
+		struct {
+			bool enabled;      /* default true; `disk: off` */
+			char *path;        /* directory, never NULL or "";
+					      default $STATE_DIRECTORY (its
+					      first entry), else
+					      ./strata-data */
+			uint64_t size;     /* LMDB map size, bytes; 1MiB to
+					      1TiB, default 4GiB */
+			int sync;          /* STRATA_CONFIG_DISK_SYNC_*,
+					      default META */
+			int on_corrupt;    /* STRATA_CONFIG_DISK_CORRUPT_*,
+					      default MOVE */
+		} disk;                    /* tier 2 (LMDB) */
 	} cache;
 
 	struct strata_route_config *routes;
@@ -102,8 +139,12 @@ struct strata_config {
 #define STRATA_CONFIG_ERRLEN 512
 
 /*
- * A configuration holding every default.  Returns NULL only when out of
- * memory.  Release with strata_config_free().
+ * A configuration holding every default.  The disk tier's default path
+ * comes from the environment at this call: the first ':'-separated entry
+ * of $STATE_DIRECTORY (set by systemd's StateDirectory=), else
+ * "./strata-data".  Nothing is created on disk, here or by any other
+ * config function.  Returns NULL only when out of memory.  Release with
+ * strata_config_free().
  */
 struct strata_config *strata_config_new(void);
 
@@ -129,7 +170,8 @@ int strata_config_load_string(struct strata_config *cfg, const char *yaml,
 
 /*
  * Set one key by its dotted name ("upstream.timeout", "cache.memory"),
- * parsing `value` as the file would.  `source` names where the value came
+ * parsing `value` as the file would.  "cache.disk" takes a boolean, like
+ * `disk: off` in the file: it sets cache.disk.enabled.  `source` names where the value came
  * from for error messages ("--workers", "environment STRATA_WORKERS").
  * Returns 0 or STRATA_ECONFIG (unknown key or bad value).
  */

@@ -10,6 +10,10 @@
  * and fail with the same message wherever they come from.  Only routes,
  * which are a list of records rather than a scalar, have their own code.
  *
+ * A section with an `enabled` key may also be written as a boolean scalar:
+ * `disk: off` means cache.disk.enabled: false, in the file and in
+ * `--set cache.disk=off`.
+ *
  * Errors are one line: "<source>: <key>: <problem> (<fix>)", where the
  * source is "file:line", "environment STRATA_X" or a command-line flag.
  * Line numbers come from libfyaml's tokens; libfyaml's own diagnostics are
@@ -42,6 +46,7 @@
 #include "core/route.h"
 #include "core/units.h"
 #include "strata/strata.h"
+#include "tier/disk.h"
 
 extern char **environ;
 
@@ -55,6 +60,35 @@ enum opt_type {
 	OPT_BOOL,      /* bool */
 	OPT_URL,       /* char *, http:// or https:// */
 	OPT_HOSTPORT,  /* char *, host:port */
+	OPT_PATH,      /* char *, a file system path; never empty */
+	OPT_ENUM,      /* int, the index of a name in opt->choices */
+};
+
+/* The names an OPT_ENUM accepts; a name's index is the value stored. */
+struct choices {
+	const char *what;            /* for messages: "a sync mode" */
+	const char *names[4];        /* NULL-terminated */
+};
+
+/* The public enums and the disk tier's must agree: the server casts. */
+_Static_assert(STRATA_CONFIG_DISK_SYNC_NONE == (int)STRATA_DISK_SYNC_NONE &&
+	       STRATA_CONFIG_DISK_SYNC_META == (int)STRATA_DISK_SYNC_META &&
+	       STRATA_CONFIG_DISK_SYNC_FULL == (int)STRATA_DISK_SYNC_FULL,
+	       "enum strata_config_disk_sync != enum strata_disk_sync");
+_Static_assert(STRATA_CONFIG_DISK_CORRUPT_MOVE ==
+		       (int)STRATA_DISK_CORRUPT_MOVE &&
+	       STRATA_CONFIG_DISK_CORRUPT_FAIL ==
+		       (int)STRATA_DISK_CORRUPT_FAIL,
+	       "enum strata_config_disk_corrupt != enum strata_disk_on_corrupt");
+
+/* In enum strata_config_disk_sync order. */
+static const struct choices disk_sync = {
+	"a sync mode", { "none", "meta", "full", NULL },
+};
+
+/* In enum strata_config_disk_corrupt order. */
+static const struct choices disk_on_corrupt = {
+	"an on_corrupt action", { "move", "fail", NULL },
 };
 
 struct option {
@@ -64,11 +98,13 @@ struct option {
 	uint64_t min, max;       /* numeric types: inclusive bounds */
 	const char *def;         /* default, parsed like any other value */
 	const char *env_alias;   /* short environment name, or NULL */
+	const struct choices *choices;   /* OPT_ENUM only */
 };
 
 #define OFF(field) offsetof(struct strata_config, field)
 #define KIB (UINT64_C(1) << 10)
 #define MIB (UINT64_C(1) << 20)
+#define TIB (UINT64_C(1) << 40)
 #define SEC UINT64_C(1000)
 #define MINUTE (60 * SEC)
 #define HOUR (60 * MINUTE)
@@ -76,9 +112,9 @@ struct option {
 /*
  * Environment names.  Every key below is also read from STRATA_<KEY>: the
  * dotted name upper-cased, "." turned into "_" (STRATA_UPSTREAM_TIMEOUT,
- * STRATA_SHUTDOWN_TIMEOUT, STRATA_CACHE_MEMORY, ...).  A few keys also have
- * a short name matching the command-line option of the same name; when
- * both are set the short name wins:
+ * STRATA_SHUTDOWN_TIMEOUT, STRATA_CACHE_MEMORY, STRATA_CACHE_DISK_PATH,
+ * ...).  A few keys also have a short name matching the command-line
+ * option of the same name; when both are set the short name wins:
  *
  *   STRATA_LISTEN            listen                  --listen
  *   STRATA_WORKERS           workers                 --workers
@@ -95,45 +131,56 @@ struct option {
  */
 static const struct option options[] = {
 	{ "listen", OPT_HOSTPORT, OFF(listen), 0, 0,
-	  "127.0.0.1:8080", "STRATA_LISTEN" },
+	  "127.0.0.1:8080", "STRATA_LISTEN", NULL },
 	{ "workers", OPT_UINT, OFF(workers), 1, 1024,
-	  NULL /* online CPUs */, "STRATA_WORKERS" },
+	  NULL /* online CPUs */, "STRATA_WORKERS", NULL },
 	{ "max_connections", OPT_UINT, OFF(max_connections), 1, 1000000,
-	  "10000", NULL },
+	  "10000", NULL, NULL },
 	{ "max_request_body", OPT_SIZE, OFF(max_request_body), 0, UINT64_MAX,
-	  "10MiB", NULL },
+	  "10MiB", NULL, NULL },
 	{ "max_header_size", OPT_SIZE, OFF(max_header_size), 1 * KIB, 16 * MIB,
-	  "16KiB", NULL },
+	  "16KiB", NULL, NULL },
 	{ "client_timeout", OPT_DURATION, OFF(client_timeout_ms), 1 * SEC,
-	  24 * HOUR, "60s", NULL },
+	  24 * HOUR, "60s", NULL, NULL },
 	{ "shutdown_timeout", OPT_DURATION, OFF(shutdown_timeout_ms), 0,
-	  1 * HOUR, "10s", NULL },
-	{ "access_log", OPT_BOOL, OFF(access_log), 0, 0, "true", NULL },
+	  1 * HOUR, "10s", NULL, NULL },
+	{ "access_log", OPT_BOOL, OFF(access_log), 0, 0, "true", NULL, NULL },
 	{ "upstream.url", OPT_URL, OFF(upstream.url), 0, 0,
-	  "http://127.0.0.1:8000", "STRATA_UPSTREAM" },
+	  "http://127.0.0.1:8000", "STRATA_UPSTREAM", NULL },
 	{ "upstream.connect_timeout", OPT_DURATION,
-	  OFF(upstream.connect_timeout_ms), 1, 10 * MINUTE, "2s", NULL },
+	  OFF(upstream.connect_timeout_ms), 1, 10 * MINUTE, "2s", NULL, NULL },
 	{ "upstream.timeout", OPT_DURATION, OFF(upstream.timeout_ms), 1,
-	  24 * HOUR, "30s", NULL },
+	  24 * HOUR, "30s", NULL, NULL },
 	{ "upstream.max_connections", OPT_UINT, OFF(upstream.max_connections),
-	  1, 65536, "256", NULL },
+	  1, 65536, "256", NULL, NULL },
 	{ "upstream.preserve_host", OPT_BOOL, OFF(upstream.preserve_host), 0, 0,
-	  "true", NULL },
+	  "true", NULL, NULL },
 	{ "admin.listen", OPT_HOSTPORT, OFF(admin.listen), 0, 0,
-	  "127.0.0.1:8081", "STRATA_ADMIN_LISTEN" },
+	  "127.0.0.1:8081", "STRATA_ADMIN_LISTEN", NULL },
 	{ "admin.token", OPT_STRING, OFF(admin.token), 0, 0, "",
-	  "STRATA_ADMIN_TOKEN" },
+	  "STRATA_ADMIN_TOKEN", NULL },
 	{ "cache.memory", OPT_SIZE, OFF(cache.memory), 0, UINT64_MAX,
-	  "256MiB", "STRATA_MEMORY" },
+	  "256MiB", "STRATA_MEMORY", NULL },
 	{ "cache.max_object_size", OPT_SIZE, OFF(cache.max_object_size), 0,
-	  UINT64_MAX, "8MiB", "STRATA_MAX_OBJECT_SIZE" },
+	  UINT64_MAX, "8MiB", "STRATA_MAX_OBJECT_SIZE", NULL },
+	{ "cache.disk.path", OPT_PATH, OFF(cache.disk.path), 0, 0,
+	  NULL /* default_disk_path() */, NULL, NULL },
+	/* The map is address space, not memory: the file grows as it fills. */
+	{ "cache.disk.size", OPT_SIZE, OFF(cache.disk.size), 1 * MIB, 1 * TIB,
+	  "4GiB", NULL, NULL },
+	{ "cache.disk.sync", OPT_ENUM, OFF(cache.disk.sync), 0, 0, "meta",
+	  NULL, &disk_sync },
+	{ "cache.disk.on_corrupt", OPT_ENUM, OFF(cache.disk.on_corrupt), 0, 0,
+	  "move", NULL, &disk_on_corrupt },
+	{ "cache.disk.enabled", OPT_BOOL, OFF(cache.disk.enabled), 0, 0,
+	  "true", NULL, NULL },
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
 
 /* A route's ttl goes through the same parser as the table's durations. */
 static const struct option route_ttl = {
-	"ttl", OPT_DURATION, 0, 0, UINT64_MAX, NULL, NULL,
+	"ttl", OPT_DURATION, 0, 0, UINT64_MAX, NULL, NULL, NULL,
 };
 
 static const char *const route_keys[] = {
@@ -159,7 +206,31 @@ static void *option_ptr(struct strata_config *cfg, const struct option *opt)
 static bool option_is_text(const struct option *opt)
 {
 	return opt->type == OPT_STRING || opt->type == OPT_URL ||
-	       opt->type == OPT_HOSTPORT;
+	       opt->type == OPT_HOSTPORT || opt->type == OPT_PATH;
+}
+
+/* "none, meta or full" */
+static void choices_text(const struct choices *c, char *buf, size_t len)
+{
+	size_t n = 0, used = 0;
+
+	while (c->names[n])
+		n++;
+	buf[0] = '\0';
+	for (size_t i = 0; i < n && used < len; i++)
+		used += (size_t)snprintf(buf + used, len - used, "%s%s",
+					 i == 0 ? "" : i + 1 == n ? " or " : ", ",
+					 c->names[i]);
+}
+
+/* The index of `text` among the choices (any case), or -1. */
+static int choice_index(const struct choices *c, const char *text)
+{
+	for (int i = 0; c->names[i]; i++) {
+		if (strcasecmp(c->names[i], text) == 0)
+			return i;
+	}
+	return -1;
 }
 
 /* --- small text helpers --------------------------------------------------- */
@@ -756,6 +827,28 @@ static int parse_value(const struct option *opt, const char *text,
 		if (!text[0])
 			return 0;  /* empty: unset */
 		break;
+	case OPT_PATH:
+		/* The only path is the disk tier's: say how to turn it off. */
+		if (!text[0]) {
+			snprintf(why, whylen, "is empty (give a directory, e.g. "
+				 "/var/lib/strata, or set cache.disk.enabled: "
+				 "false to turn the disk tier off)");
+			return -EINVAL;
+		}
+		break;
+	case OPT_ENUM: {
+		int index = choice_index(opt->choices, text);
+		char names[96];
+
+		if (index < 0) {
+			choices_text(opt->choices, names, sizeof(names));
+			snprintf(why, whylen, "\"%s\" is not %s (use %s)", text,
+				 opt->choices->what, names);
+			return -EINVAL;
+		}
+		val->number = (uint64_t)index;
+		return 0;
+	}
 	}
 	if (rc < 0)
 		return rc;
@@ -784,9 +877,13 @@ static void store_value(struct strata_config *cfg, const struct option *opt,
 	case OPT_BOOL:
 		*(bool *)ptr = val->flag;
 		break;
+	case OPT_ENUM:
+		*(int *)ptr = (int)val->number;
+		break;
 	case OPT_STRING:
 	case OPT_URL:
 	case OPT_HOSTPORT:
+	case OPT_PATH:
 		free(*(char **)ptr);
 		*(char **)ptr = val->text;
 		val->text = NULL;
@@ -1612,9 +1709,18 @@ static bool is_section(const char *dotted)
 	return false;
 }
 
-static const char *type_name(enum opt_type type)
+/* What a value of `opt` looks like, for "expected X, not a mapping". */
+static const char *type_name(const struct option *opt, char *buf, size_t len)
 {
-	switch (type) {
+	char names[96];
+
+	switch (opt->type) {
+	case OPT_ENUM:
+		choices_text(opt->choices, names, sizeof(names));
+		snprintf(buf, len, "%s (%s)", opt->choices->what, names);
+		return buf;
+	case OPT_PATH:
+		return "a directory (e.g. /var/lib/strata)";
 	case OPT_UINT:
 		return "a whole number";
 	case OPT_SIZE:
@@ -1636,12 +1742,13 @@ static const char *type_name(enum opt_type type)
 static int load_leaf(struct loader *ld, const struct option *opt,
 		     struct fy_node *value, int line)
 {
-	char source[STRATA_CONFIG_ERRLEN];
+	char source[STRATA_CONFIG_ERRLEN], expected[128];
 	char *text = NULL;
 	int rc;
 
 	line = line_or(value, line);
-	rc = scalar_value(ld, value, line, type_name(opt->type), &text);
+	rc = scalar_value(ld, value, line,
+			  type_name(opt, expected, sizeof(expected)), &text);
 	if (rc < 0)
 		return rc;
 	snprintf(source, sizeof(source), "%s:%d: %s", ld->name, line,
@@ -1653,6 +1760,47 @@ static int load_leaf(struct loader *ld, const struct option *opt,
 
 static int load_mapping(struct loader *ld, struct fy_node *node,
 			const char *prefix);
+
+/*
+ * The `enabled` switch of the section `prefix` ("cache.disk."), which
+ * lets the section be written as a boolean; NULL when it has none.
+ */
+static const struct option *section_switch(const char *prefix)
+{
+	char key[128];
+	const struct option *opt;
+
+	snprintf(key, sizeof(key), "%senabled", prefix);
+	opt = find_option(key);
+	return opt && opt->type == OPT_BOOL ? opt : NULL;
+}
+
+/* `disk: off`, `disk: on`: the section's switch, other keys untouched. */
+static int load_switch(struct loader *ld, const struct option *opt,
+		       const char *prefix, struct fy_node *value, int line)
+{
+	char names[32][32], keys[STRATA_CONFIG_ERRLEN / 2];
+	size_t n = level_names(prefix, names, 32), used = 0;
+	char *text = NULL;
+	bool on;
+	int rc;
+
+	keys[0] = '\0';
+	for (size_t i = 0; i < n && used < sizeof(keys); i++)
+		used += (size_t)snprintf(keys + used, sizeof(keys) - used,
+					 "%s%s", i ? ", " : "", names[i]);
+	line = line_or(value, line);
+	rc = scalar_value(ld, value, line, "on, off or a mapping", &text);
+	if (rc < 0)
+		return rc;
+	if (parse_bool(text, &on) < 0)
+		rc = fail(ld, line, "\"%s\" is neither on nor off (write off, "
+			  "on, or a mapping of keys: %s)", text, keys);
+	else
+		*(bool *)option_ptr(ld->cfg, opt) = on;
+	free(text);
+	return rc;
+}
 
 /* One "key: value" of the top level or of a section. */
 static int load_pair(struct loader *ld, const char *prefix, const char *name,
@@ -1674,6 +1822,9 @@ static int load_pair(struct loader *ld, const char *prefix, const char *name,
 		if (is_null(value))
 			return 0;
 		strncat(dotted, ".", sizeof(dotted) - strlen(dotted) - 1);
+		opt = section_switch(dotted);
+		if (opt && fy_node_is_scalar(value))
+			return load_switch(ld, opt, dotted, value, line);
 		if (!fy_node_is_mapping(value)) {
 			char fix[STRATA_CONFIG_ERRLEN / 2];
 
@@ -1910,6 +2061,12 @@ int strata_config_set(struct strata_config *cfg, const char *key,
 
 	if (!source)
 		source = key;
+	if (!opt && is_section(key)) {
+		char prefix[128];
+
+		snprintf(prefix, sizeof(prefix), "%s.", key);
+		opt = section_switch(prefix);   /* --set cache.disk=off */
+	}
 	if (opt)
 		return set_option(cfg, opt, value ? value : "", source, err,
 				  errlen);
@@ -2045,6 +2202,21 @@ static unsigned default_workers(void)
 	return cpus > 1024 ? 1024 : (unsigned)cpus;
 }
 
+/*
+ * systemd's StateDirectory= gives a service its directories in
+ * $STATE_DIRECTORY: absolute paths, separated by ':' when there are
+ * several.  The disk tier takes the first.  Without systemd the tier
+ * lives next to where strata was started, which is easy to find and to
+ * delete.  Returns a new string, NULL when out of memory.
+ */
+static char *default_disk_path(void)
+{
+	const char *dirs = getenv("STATE_DIRECTORY");
+	size_t len = dirs ? strcspn(dirs, ":") : 0;
+
+	return len ? strndup(dirs, len) : strdup("./strata-data");
+}
+
 struct strata_config *strata_config_new(void)
 {
 	struct strata_config *cfg = calloc(1, sizeof(*cfg));
@@ -2062,6 +2234,9 @@ struct strata_config *strata_config_new(void)
 		}
 	}
 	cfg->workers = default_workers();
+	cfg->cache.disk.path = default_disk_path();
+	if (!cfg->cache.disk.path)
+		strata_config_free(&cfg);
 	return cfg;
 }
 
@@ -2092,9 +2267,27 @@ static int check_stored(struct strata_config *cfg, const struct option *opt,
 	void *ptr = option_ptr(cfg, opt);
 	const char *text;
 	uint64_t n;
-	char shown[32];
+	char shown[32], names[96];
+	int index;
 
 	switch (opt->type) {
+	case OPT_ENUM:
+		index = *(int *)ptr;
+		for (int i = 0; opt->choices->names[i]; i++) {
+			if (i == index)
+				return 0;
+		}
+		choices_text(opt->choices, names, sizeof(names));
+		snprintf(why, whylen, "%d is not %s (use %s)", index,
+			 opt->choices->what, names);
+		return STRATA_ECONFIG;
+	case OPT_PATH:
+		text = *(char **)ptr;
+		if (text && text[0])
+			return 0;
+		snprintf(why, whylen, "is not set (give a directory, e.g. "
+			 "./strata-data)");
+		return STRATA_ECONFIG;
 	case OPT_UINT:
 	case OPT_SIZE:
 	case OPT_DURATION:

@@ -50,6 +50,7 @@
 #include "front/handler.h"
 #include "front/reply.h"
 #include "strata/strata.h"
+#include "tier/disk.h"
 #include "tier/mem.h"
 
 #define FRONT_MAGIC 0x46524e54u   /* "FRNT" */
@@ -74,6 +75,7 @@ struct strata_front {
 	struct strata_route_table *routes;
 	struct strata_upstream *up;
 	struct strata_mem *mem;
+	struct strata_disk *disk;          /* NULL: tier off */
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
 	const struct strata_handler *handlers;
@@ -557,26 +559,43 @@ static bool build_key(struct request *rq, const char *method)
 }
 
 /* Look the key up in the memory tier; a hit becomes rq->entry. */
+/* "strata; hit; ttl=N; detail=TIER", hand-formatted: it runs per hit. */
+static void hit_status(struct request *rq, int64_t now, const char *tier)
+{
+	static const char head[] = "strata; hit; ttl=";
+	static const char detail[] = "; detail=";
+	size_t tier_len = strlen(tier);
+	char *p = rq->status_buf;
+
+	memcpy(p, head, sizeof(head) - 1);
+	p += sizeof(head) - 1;
+	p += strata_fmt_u64(p, (uint64_t)strata_entry_ttl_s(rq->entry, now));
+	memcpy(p, detail, sizeof(detail) - 1);
+	p += sizeof(detail) - 1;
+	memcpy(p, tier, tier_len + 1);
+	rq->cache_status = rq->status_buf;
+}
+
+/*
+ * Look the key up tier by tier: memory, then disk.  A hit becomes
+ * rq->entry; a disk hit is promoted to memory with its original expiry,
+ * so the next request finds it there.
+ */
 static void lookup(struct strata_front *front, struct request *rq)
 {
 	int64_t now = strata_wall_ms();
 
 	if (strata_mem_lookup(front->mem, &rq->key, rq->key_text, rq->key_len,
-			      now, &rq->entry) != 0)
+			      now, &rq->entry) == 0) {
+		hit_status(rq, now, "memory");
 		return;
-	/* Hand-formatted: this runs on every hit. */
-	{
-		static const char head[] = "strata; hit; ttl=";
-		static const char tail[] = "; detail=memory";
-		char *p = rq->status_buf;
-
-		memcpy(p, head, sizeof(head) - 1);
-		p += sizeof(head) - 1;
-		p += strata_fmt_u64(p, (uint64_t)strata_entry_ttl_s(rq->entry,
-								    now));
-		memcpy(p, tail, sizeof(tail));
 	}
-	rq->cache_status = rq->status_buf;
+	if (front->disk == NULL ||
+	    strata_disk_lookup(front->disk, &rq->key, rq->key_text,
+			       rq->key_len, now, &rq->entry) != 0)
+		return;
+	strata_mem_store(front->mem, rq->entry); /* too big for memory: fine */
+	hit_status(rq, now, "disk");
 }
 
 /* Decide what kind of request this is for the cache. */
@@ -669,6 +688,20 @@ static enum MHD_Result dispatch(struct strata_front *front,
 	return fetch(front, rq, method, version, false);
 }
 
+/*
+ * Store a new entry in every tier that takes it: memory (it may be too big
+ * for the budget) and disk (queued for the writer thread; a full queue
+ * drops it).  Stored means some tier kept it.
+ */
+static bool store(struct strata_front *front, struct strata_entry *e)
+{
+	bool kept = strata_mem_store(front->mem, e) == 0;
+
+	if (front->disk != NULL && strata_disk_store(front->disk, e) == 0)
+		kept = true;
+	return kept;
+}
+
 /* The origin's Age header in milliseconds (0 when absent or invalid). */
 static int64_t age_on_arrival_ms(const struct strata_headers *headers)
 {
@@ -738,7 +771,7 @@ static enum MHD_Result complete(struct strata_front *front,
 		return answer_upstream_error(rq->conn, rq, STRATA_EUPSTREAM);
 	}
 	if (rq->cacheable && verdict == STRATA_STORE_OK &&
-	    strata_mem_store(front->mem, rq->entry) == 0)
+	    store(front, rq->entry))
 		rq->cache_status = CACHE_STATUS_STORED;
 	else
 		verdict = verdict == STRATA_STORE_OK ? STRATA_STORE_STATUS
@@ -1044,6 +1077,7 @@ int strata_front_new(const struct strata_front_config *cfg,
 	front->routes = strata_route_table_ref(deps->routes);
 	front->up = deps->up;
 	front->mem = deps->mem;
+	front->disk = deps->disk;
 	front->flights = deps->flights;
 	front->handler_pool = deps->handler_pool;
 	front->handlers = deps->handlers;

@@ -27,6 +27,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+struct strata_disk;
 struct strata_flights;
 struct strata_front;
 struct strata_handler;
@@ -52,6 +53,7 @@ struct strata_front_deps {
 	struct strata_route_table *routes;  /* a reference is taken */
 	struct strata_upstream *up;
 	struct strata_mem *mem;
+	struct strata_disk *disk;           /* NULL when the tier is off */
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
 	/* One per route (table order); NULL fn: forward upstream. */

@@ -7,6 +7,11 @@
  * (ignored signals and a blocked mask would survive exec and could hide
  * SIGTERM from strata), asks to die with its parent, redirects its output
  * and executes.  Everything it needs is built before fork.
+ *
+ * Each strata's disk tier lives in "<tmp>/strata-test-XXXXXX/disk": the
+ * mkdtemp directory is the one removed afterwards, so whatever strata puts
+ * next to its disk directory (an on_corrupt "disk.corrupt-*") goes too,
+ * and strata creates "disk" itself as it would in production.
  */
 #ifdef HAVE_CONFIG_H
 #include "config.h"
@@ -17,6 +22,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdint.h>
@@ -35,6 +41,7 @@ extern char **environ;
 #define START_ATTEMPTS 3
 #define READY_WAIT_MS 5000
 #define STOP_WAIT_MS 10000
+#define DISK_PATH_VAR "STRATA_CACHE_DISK_PATH"
 
 struct proc {
 	pid_t pid;
@@ -44,6 +51,8 @@ struct proc {
 	int status;             /* proc_wait() convention, once exited */
 	char output_path[64];
 	int output_fd;
+	char *disk_path;        /* passed to the child, or NULL */
+	char *disk_root;        /* temporary directory to remove, or NULL */
 };
 
 double proc_timeout_mult(void)
@@ -178,9 +187,13 @@ static size_t count(const char *const *v)
 	return n;
 }
 
-/* argv: the binary, the optional listen flags, then `args`, substituted. */
-static char **build_argv(const char *bin, const char *const *args,
-			 bool listen_flags,
+/*
+ * argv: the binary, "--set `setting`" when setting is not NULL, the
+ * optional listen flags, then `args`, substituted.  The test's own flags
+ * come last so that they win.
+ */
+static char **build_argv(const char *bin, const char *setting,
+			 const char *const *args, bool listen_flags,
 			 unsigned port, unsigned admin_port)
 {
 	static const char *const flags[] = {
@@ -188,13 +201,18 @@ static char **build_argv(const char *bin, const char *const *args,
 		"--admin-listen", "127.0.0.1:@ADMIN_PORT@",
 	};
 	size_t n_flags = listen_flags ? 4 : 0;
-	size_t n = 1 + n_flags + count(args);
+	size_t n_set = setting != NULL ? 2 : 0;
+	size_t n = 1 + n_set + n_flags + count(args);
 	char **argv = calloc(n + 1, sizeof(*argv));
 	size_t i = 0;
 
 	if (argv == NULL)
 		return NULL;
 	argv[i++] = strdup(bin != NULL ? bin : proc_strata_bin());
+	if (setting != NULL) {
+		argv[i++] = strdup("--set");
+		argv[i++] = strdup(setting);
+	}
 	for (size_t k = 0; k < n_flags; k++)
 		argv[i++] = subst(flags[k], port, admin_port);
 	for (size_t k = 0; args != NULL && args[k] != NULL; k++)
@@ -223,12 +241,13 @@ static bool overridden(const char *var, const char *const *extra)
 
 /*
  * The test's environment without STRATA_* and without what `extra`
- * replaces (getenv finds the first of two), plus `extra`, substituted.
+ * replaces (getenv finds the first of two), plus `extra`, substituted,
+ * plus `more` ("NAME=value", NULL for none; never one `extra` sets).
  */
-static char **build_env(const char *const *extra, unsigned port,
-			unsigned admin_port)
+static char **build_env(const char *const *extra, const char *more,
+			unsigned port, unsigned admin_port)
 {
-	size_t n = count((const char *const *)environ) + count(extra);
+	size_t n = count((const char *const *)environ) + count(extra) + 1;
 	char **envp = calloc(n + 1, sizeof(*envp));
 	size_t i = 0;
 
@@ -244,6 +263,8 @@ static char **build_env(const char *const *extra, unsigned port,
 	for (size_t k = 0; extra != NULL && extra[k] != NULL; k++)
 		if ((envp[i++] = subst(extra[k], port, admin_port)) == NULL)
 			goto fail;
+	if (more != NULL && (envp[i++] = strdup(more)) == NULL)
+		goto fail;
 	return envp;
 fail:
 	free_vector(envp);
@@ -377,12 +398,88 @@ void proc_dump_output(const struct proc *p)
 	free(text);
 }
 
+/* nftw callback: children come first (FTW_DEPTH), so remove() works. */
+static int remove_cb(const char *path, const struct stat *st, int type,
+		     struct FTW *ftw)
+{
+	(void)st;
+	(void)type;
+	(void)ftw;
+	if (remove(path) != 0 && errno != ENOENT)
+		fprintf(stderr, "proc: cannot remove %s: %s\n", path,
+			strerror(errno));
+	return 0;
+}
+
+/* rm -rf `root`, staying on its file system and not following links. */
+static void remove_tree(const char *root)
+{
+	if (root != NULL &&
+	    nftw(root, remove_cb, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT) != 0 &&
+	    errno != ENOENT)
+		fprintf(stderr, "proc: cannot remove %s: %s\n", root,
+			strerror(errno));
+}
+
+/*
+ * A new directory under $TMPDIR (or /tmp) for one strata's disk tier:
+ * *root is the directory made (to remove later), *path is "disk" inside
+ * it, not created.  Returns 0 or -errno (both left NULL).
+ */
+static int make_disk_dir(char **root, char **path)
+{
+	const char *tmp = getenv("TMPDIR");
+	int err;
+
+	*root = NULL;
+	*path = NULL;
+	if (tmp == NULL || tmp[0] == '\0')
+		tmp = "/tmp";
+	if (asprintf(root, "%s/strata-test-XXXXXX", tmp) < 0) {
+		*root = NULL;
+		return -ENOMEM;
+	}
+	if (mkdtemp(*root) == NULL) {
+		err = -errno;
+		fprintf(stderr, "proc: mkdtemp %s: %s\n", *root,
+			strerror(errno));
+		goto fail;
+	}
+	if (asprintf(path, "%s/disk", *root) < 0) {
+		*path = NULL;
+		err = -ENOMEM;
+		rmdir(*root);
+		goto fail;
+	}
+	return 0;
+fail:
+	free(*root);
+	*root = NULL;
+	return err;
+}
+
+/* Pick the disk directory proc_spec.disk_path asks for (see proc.h). */
+static int choose_disk(struct proc *p, const struct proc_spec *spec)
+{
+	if ((spec->disk_path != NULL && spec->disk_path[0] == '\0') ||
+	    overridden(DISK_PATH_VAR, spec->env))
+		return 0;
+	if (spec->disk_path != NULL) {
+		p->disk_path = strdup(spec->disk_path);
+		return p->disk_path != NULL ? 0 : -ENOMEM;
+	}
+	return make_disk_dir(&p->disk_root, &p->disk_path);
+}
+
 static void release(struct proc *p)
 {
 	if (p->output_fd >= 0) {
 		close(p->output_fd);
 		unlink(p->output_path);
 	}
+	remove_tree(p->disk_root);
+	free(p->disk_root);
+	free(p->disk_path);
 	free(p);
 }
 
@@ -394,6 +491,7 @@ static void release(struct proc *p)
 static int attempt(struct proc *p, const struct proc_spec *spec)
 {
 	char **argv = NULL, **envp = NULL;
+	char *setting = NULL, *env_var = NULL;
 	uint64_t deadline;
 	pid_t pid;
 	int ret = -1;
@@ -405,10 +503,24 @@ static int attempt(struct proc *p, const struct proc_spec *spec)
 		fprintf(stderr, "proc: no free loopback port\n");
 		return 0;
 	}
-	argv = build_argv(spec->bin, spec->args, !spec->no_listen_flags,
-			  p->port,
-			  p->admin_port);
-	envp = build_env(spec->env, p->port, p->admin_port);
+	/*
+	 * strata takes the disk directory as its first flag, below the
+	 * test's; another program (the embed example) knows no --set, and
+	 * reads the environment if it reads anything.
+	 */
+	if (p->disk_path != NULL) {
+		char **text = spec->bin == NULL ? &setting : &env_var;
+		const char *name = spec->bin == NULL ? "cache.disk.path"
+						     : DISK_PATH_VAR;
+
+		if (asprintf(text, "%s=%s", name, p->disk_path) < 0) {
+			*text = NULL;
+			goto out;
+		}
+	}
+	argv = build_argv(spec->bin, setting, spec->args,
+			  !spec->no_listen_flags, p->port, p->admin_port);
+	envp = build_env(spec->env, env_var, p->port, p->admin_port);
 	if (argv == NULL || envp == NULL)
 		goto out;
 	pid = spawn(argv, envp, p->output_fd, p->output_fd);
@@ -449,6 +561,8 @@ static int attempt(struct proc *p, const struct proc_spec *spec)
 		sleep_ms(10);
 	}
 out:
+	free(setting);
+	free(env_var);
 	free_vector(argv);
 	free_vector(envp);
 	return ret;
@@ -466,6 +580,11 @@ struct proc *proc_start(const struct proc_spec *spec)
 	if (p->output_fd < 0) {
 		fprintf(stderr, "proc: mkstemp: %s\n", strerror(errno));
 		free(p);
+		return NULL;
+	}
+	if (choose_disk(p, spec) < 0) {
+		fprintf(stderr, "proc: no disk directory for strata\n");
+		release(p);
 		return NULL;
 	}
 	for (int i = 0; i < START_ATTEMPTS; i++) {
@@ -496,6 +615,11 @@ pid_t proc_pid(const struct proc *p)
 unsigned proc_port(const struct proc *p)
 {
 	return p->port;
+}
+
+const char *proc_disk_path(const struct proc *p)
+{
+	return p->disk_path;
 }
 
 char *proc_url(const struct proc *p, const char *path, char *buf, size_t len)
@@ -569,13 +693,24 @@ int proc_run(const char *const *args, const char *const *env,
 	char out_path[64], err_path[64];
 	int out_fd = -1, err_fd = -1, ret = 0;
 	char **argv = NULL, **envp = NULL;
+	char *disk_root = NULL, *disk_path = NULL, *env_var = NULL;
 	pid_t pid;
 
 	memset(res, 0, sizeof(*res));
+	if (!overridden(DISK_PATH_VAR, env)) {
+		ret = make_disk_dir(&disk_root, &disk_path);
+		if (ret < 0)
+			goto out;
+		if (asprintf(&env_var, DISK_PATH_VAR "=%s", disk_path) < 0) {
+			env_var = NULL;
+			ret = -ENOMEM;
+			goto out;
+		}
+	}
 	out_fd = temp_file(out_path);
 	err_fd = temp_file(err_path);
-	argv = build_argv(NULL, args, false, 0, 0);
-	envp = build_env(env, 0, 0);
+	argv = build_argv(NULL, NULL, args, false, 0, 0);
+	envp = build_env(env, env_var, 0, 0);
 	if (out_fd < 0 || err_fd < 0 || argv == NULL || envp == NULL) {
 		ret = -ENOMEM;
 		goto out;
@@ -605,6 +740,10 @@ out:
 		close(err_fd);
 		unlink(err_path);
 	}
+	remove_tree(disk_root);
+	free(disk_root);
+	free(disk_path);
+	free(env_var);
 	return ret;
 }
 

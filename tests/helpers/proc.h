@@ -13,6 +13,17 @@
  * started again on other ports, up to three times.  Its stdout and stderr
  * go to a temporary file that is printed only when something goes wrong.
  *
+ * The disk tier is on by default and would otherwise share ./strata-data
+ * among tests running in parallel, so every strata gets its own fresh disk
+ * directory unless the test says otherwise (proc_spec.disk_path): a
+ * "disk" directory inside a new mkdtemp directory under $TMPDIR (or /tmp),
+ * removed with everything in it (LMDB files, "disk.corrupt-*" siblings)
+ * when the process is stopped.  strata gets it as the first arguments,
+ * "--set cache.disk.path=DIR", so any later flag of the test wins; another
+ * program (spec.bin) gets it as STRATA_CACHE_DISK_PATH in its environment.
+ * A cache.disk.path in a test's YAML file loses to the flag: such a test
+ * sets disk_path to "".
+ *
  * The child dies with the test (PR_SET_PDEATHSIG), so a test killed by its
  * timeout does not leave a strata behind.  The child's environment is the
  * test's minus every STRATA_* variable (so a developer's own settings do
@@ -61,6 +72,15 @@ struct proc_spec {
 	 * port waited on is still @PORT@.
 	 */
 	bool no_listen_flags;
+	/*
+	 * The disk tier's directory.  NULL: a fresh temporary one, removed
+	 * by proc_stop().  "": none is passed (the test sets
+	 * cache.disk.path itself, or turns the tier off); the same when
+	 * `env` sets STRATA_CACHE_DISK_PATH.  Any other path: passed as
+	 * given and never removed, for tests that start strata twice on one
+	 * directory (the test creates and removes it).
+	 */
+	const char *disk_path;
 };
 
 /*
@@ -78,6 +98,13 @@ pid_t proc_pid(const struct proc *p);
 
 /* The port strata listens on. */
 unsigned proc_port(const struct proc *p);
+
+/*
+ * The disk directory passed to strata (it may not exist until strata
+ * creates it), or NULL when none was passed (disk_path "").  Borrowed:
+ * valid until proc_stop().
+ */
+const char *proc_disk_path(const struct proc *p);
 
 /* "http://127.0.0.1:PORT" followed by `path`, written to buf; returns buf. */
 char *proc_url(const struct proc *p, const char *path, char *buf, size_t len);
@@ -105,7 +132,8 @@ void proc_dump_output(const struct proc *p);
 /*
  * Stop strata: SIGTERM, wait up to 10 s × multiplier, then SIGKILL.
  * Prints strata's output when the status is not 0.  Releases the handle,
- * removes the output file and sets *p to NULL.  Returns the exit status as
+ * removes the output file and the temporary disk directory (if proc_start
+ * made one) and sets *p to NULL.  Returns the exit status as
  * proc_wait() does (137 when it had to be killed).  Accepts NULL: -1.
  */
 int proc_stop(struct proc **p);
@@ -121,6 +149,10 @@ struct proc_result {
 /*
  * Run strata with `args` (NULL-terminated, after argv[0]) and extra `env`
  * to completion, with stdin from /dev/null, capturing stdout and stderr.
+ * Its disk tier, should it start a server, uses a fresh temporary
+ * directory, passed as STRATA_CACHE_DISK_PATH (so `args` stay exactly the
+ * test's and its flags win) unless `env` sets that variable itself; the
+ * directory is removed when strata has exited.
  * Killed after timeout_ms × multiplier.  Returns 0 and fills *res (release
  * with proc_result_free), or -errno when it could not be started.
  */

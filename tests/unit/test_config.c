@@ -85,8 +85,11 @@ static const char *load_err(const char *yaml)
 
 Test(config, defaults)
 {
-	struct strata_config *cfg = fresh();
+	struct strata_config *cfg;
 	long cpus = sysconf(_SC_NPROCESSORS_ONLN);
+
+	unsetenv("STATE_DIRECTORY");
+	cfg = fresh();
 
 	cr_expect_str_eq(cfg->listen, "127.0.0.1:8080");
 	cr_expect_eq(cfg->workers, (unsigned)(cpus < 1 ? 1 : cpus));
@@ -105,6 +108,12 @@ Test(config, defaults)
 	cr_expect_null(cfg->admin.token);
 	cr_expect_eq(cfg->cache.memory, 256 << 20);
 	cr_expect_eq(cfg->cache.max_object_size, 8 << 20);
+	cr_expect(cfg->cache.disk.enabled);
+	cr_expect_str_eq(cfg->cache.disk.path, "./strata-data");
+	cr_expect_eq(cfg->cache.disk.size, UINT64_C(4) << 30);
+	cr_expect_eq(cfg->cache.disk.sync, STRATA_CONFIG_DISK_SYNC_META);
+	cr_expect_eq(cfg->cache.disk.on_corrupt,
+		     STRATA_CONFIG_DISK_CORRUPT_MOVE);
 	cr_expect_null(cfg->routes);
 	cr_expect_eq(cfg->n_routes, 0);
 	cr_expect_null(cfg->file);
@@ -917,6 +926,264 @@ Test(config, add_route_errors)
 	cr_expect_eq(strata_config_add_route(cfg, "=1s", "--route", err,
 					     sizeof(err)), STRATA_ECONFIG);
 	cr_expect_eq(cfg->n_routes, 0);
+	strata_config_free(&cfg);
+}
+
+/* --- the disk tier (cache.disk) ------------------------------------------- */
+
+/* The default path as strata_config_new() picks it under `state`. */
+static void expect_default_path(const char *state, const char *path)
+{
+	struct strata_config *cfg;
+
+	if (state)
+		setenv("STATE_DIRECTORY", state, 1);
+	else
+		unsetenv("STATE_DIRECTORY");
+	cfg = fresh();
+	cr_expect_str_eq(cfg->cache.disk.path, path, "STATE_DIRECTORY=%s",
+			 state ? state : "(unset)");
+	strata_config_free(&cfg);
+}
+
+Test(config, disk_path_defaults_to_state_directory)
+{
+	expect_default_path(NULL, "./strata-data");
+	expect_default_path("/var/lib/strata", "/var/lib/strata");
+	expect_default_path("/var/lib/strata:/var/lib/other", "/var/lib/strata");
+	expect_default_path("", "./strata-data");
+	expect_default_path(":/var/lib/other", "./strata-data");
+	unsetenv("STATE_DIRECTORY");
+}
+
+Test(config, disk_keys)
+{
+	struct strata_config *cfg = load_ok("cache:\n"
+					    "  memory: 64MiB\n"
+					    "  disk:\n"
+					    "    path: /srv/strata\n"
+					    "    size: 16GiB\n"
+					    "    sync: full\n"
+					    "    on_corrupt: fail\n"
+					    "    enabled: true\n");
+
+	cr_expect_eq(cfg->cache.memory, 64 << 20);
+	cr_expect(cfg->cache.disk.enabled);
+	cr_expect_str_eq(cfg->cache.disk.path, "/srv/strata");
+	cr_expect_eq(cfg->cache.disk.size, UINT64_C(16) << 30);
+	cr_expect_eq(cfg->cache.disk.sync, STRATA_CONFIG_DISK_SYNC_FULL);
+	cr_expect_eq(cfg->cache.disk.on_corrupt,
+		     STRATA_CONFIG_DISK_CORRUPT_FAIL);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strata_config_load_string(cfg, "cache:\n"
+					       "  disk:\n"
+					       "    sync: None\n"
+					       "    on_corrupt: MOVE\n"
+					       "    size: 1MiB\n"
+					       "    enabled: no\n",
+					       "strata.yaml", err, sizeof(err)),
+		     0, "%s", err);
+	cr_expect_eq(cfg->cache.disk.sync, STRATA_CONFIG_DISK_SYNC_NONE,
+		     "names are case-insensitive");
+	cr_expect_eq(cfg->cache.disk.on_corrupt,
+		     STRATA_CONFIG_DISK_CORRUPT_MOVE);
+	cr_expect_eq(cfg->cache.disk.size, 1 << 20);
+	cr_expect_not(cfg->cache.disk.enabled);
+	cr_expect_str_eq(cfg->cache.disk.path, "/srv/strata");
+	strata_config_free(&cfg);
+}
+
+Test(config, disk_path_expands_variables)
+{
+	struct strata_config *cfg;
+
+	setenv("STRATA_TEST_STATE", "/run/state", 1);
+	cfg = load_ok("cache:\n  disk:\n    path: ${STRATA_TEST_STATE}/db\n");
+	cr_expect_str_eq(cfg->cache.disk.path, "/run/state/db");
+	strata_config_free(&cfg);
+	unsetenv("STRATA_TEST_STATE");
+}
+
+Test(config, disk_off_shorthand)
+{
+	static const char *const off[] = {
+		"cache:\n  disk: off\n", "cache:\n  disk: false\n",
+		"cache:\n  disk: no\n", "cache: {disk: OFF}\n",
+	};
+	struct strata_config *cfg;
+
+	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+		cfg = load_ok(off[i]);
+		cr_expect_not(cfg->cache.disk.enabled, "%s", off[i]);
+		cr_expect_str_eq(cfg->cache.disk.path, "./strata-data",
+				 "other keys keep their defaults");
+		cr_expect_eq(cfg->cache.disk.size, UINT64_C(4) << 30);
+		cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0,
+			     "%s", err);
+		strata_config_free(&cfg);
+	}
+	cfg = load_ok("cache:\n  disk: off\n");
+	cr_assert_eq(strata_config_load_string(cfg, "cache:\n  disk: on\n",
+					       "other.yaml", err, sizeof(err)),
+		     0, "%s", err);
+	cr_expect(cfg->cache.disk.enabled, "disk: on turns it back on");
+	cr_assert_eq(strata_config_load_string(cfg, "cache:\n  disk:\n",
+					       "other.yaml", err, sizeof(err)),
+		     0, "%s", err);
+	cr_expect(cfg->cache.disk.enabled, "an empty disk: changes nothing");
+	strata_config_free(&cfg);
+}
+
+Test(config, disk_errors_name_line_key_and_fix)
+{
+	cr_expect_str_eq(load_err("cache:\n"
+				  "  disk:\n"
+				  "    sync: fast\n"),
+			 "strata.yaml:3: cache.disk.sync: \"fast\" is not a sync "
+			 "mode (use none, meta or full)");
+	cr_expect_str_eq(load_err("cache:\n"
+				  "  disk:\n"
+				  "    path: /x\n"
+				  "    on_corrupt: ignore\n"),
+			 "strata.yaml:4: cache.disk.on_corrupt: \"ignore\" is "
+			 "not an on_corrupt action (use move or fail)");
+	cr_expect_str_eq(load_err("cache:\n  disk:\n    size: 512KiB\n"),
+			 "strata.yaml:3: cache.disk.size: 512KiB is out of range "
+			 "(use 1MiB to 1TiB)");
+	expect_has(load_err("cache:\n  disk:\n    size: 2TiB\n"),
+		   "cache.disk.size: 2TiB is out of range (use 1MiB to 1TiB)");
+	expect_has(load_err("cache:\n  disk:\n    size: lots\n"),
+		   "strata.yaml:3: cache.disk.size: \"lots\" is not a size");
+	expect_has(load_err("cache:\n  disk:\n    path: \"\"\n"),
+		   "strata.yaml:3: cache.disk.path: is empty (give a directory");
+	expect_has(load_err("cache:\n  disk:\n    path: ~\n"),
+		   "cache.disk.path: is empty");
+	cr_expect_str_eq(load_err("cache:\n  disk:\n    sync: [full]\n"),
+			 "strata.yaml:3: cache.disk.sync: expected a sync mode "
+			 "(none, meta or full), not a sequence");
+	cr_expect_str_eq(load_err("cache:\n  disk:\n    sycn: full\n"),
+			 "strata.yaml:3: cache.disk.sycn: unknown key (did you "
+			 "mean \"sync\"?)");
+	cr_expect_str_eq(load_err("cache:\n  disk: maybe\n"),
+			 "strata.yaml:2: cache.disk: \"maybe\" is neither on nor "
+			 "off (write off, on, or a mapping of keys: path, size, "
+			 "sync, on_corrupt, enabled)");
+	expect_has(load_err("cache:\n  disk: [a]\n"),
+		   "strata.yaml:2: cache.disk: expected a mapping of keys, not "
+		   "a sequence");
+	expect_has(load_err("cache:\n  disk:\n    enabled: maybe\n"),
+		   "cache.disk.enabled: \"maybe\" is not a boolean");
+	expect_has(load_err("cache:\n  flavour: vanilla\n"), "disk");
+}
+
+Test(config, disk_set_overrides_file)
+{
+	struct strata_config *cfg = load_ok("cache:\n"
+					    "  disk:\n"
+					    "    path: /from/file\n"
+					    "    sync: none\n");
+
+	cr_assert_eq(strata_config_set(cfg, "cache.disk.path", "/from/flag",
+				       "--set", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strata_config_set(cfg, "cache.disk.sync", "FULL", "--set",
+				       err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strata_config_set(cfg, "cache.disk.size", "100MiB",
+				       "--set", err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strata_config_set(cfg, "cache.disk.on_corrupt", "fail",
+				       "--set", err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(cfg->cache.disk.path, "/from/flag");
+	cr_expect_eq(cfg->cache.disk.sync, STRATA_CONFIG_DISK_SYNC_FULL);
+	cr_expect_eq(cfg->cache.disk.size, 100 << 20);
+	cr_expect_eq(cfg->cache.disk.on_corrupt,
+		     STRATA_CONFIG_DISK_CORRUPT_FAIL);
+	cr_assert_eq(strata_config_set(cfg, "cache.disk", "off", "--set", err,
+				       sizeof(err)), 0, "%s", err);
+	cr_expect_not(cfg->cache.disk.enabled);
+	cr_assert_eq(strata_config_set(cfg, "cache.disk.enabled", "true",
+				       "--set", err, sizeof(err)), 0, "%s", err);
+	cr_expect(cfg->cache.disk.enabled);
+
+	cr_expect_eq(strata_config_set(cfg, "cache.disk.sync", "always",
+				       "--set", err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--set: \"always\" is not a sync mode (use none, "
+			 "meta or full)");
+	cr_expect_eq(strata_config_set(cfg, "cache.disk.path", "", "--set",
+				       err, sizeof(err)), STRATA_ECONFIG);
+	expect_has(err, "--set: is empty (give a directory");
+	cr_expect_str_eq(cfg->cache.disk.path, "/from/flag",
+			 "a rejected value changes nothing");
+	cr_expect_eq(strata_config_set(cfg, "cache.disk", "maybe", "--set",
+				       err, sizeof(err)), STRATA_ECONFIG);
+	expect_has(err, "\"maybe\" is not a boolean");
+	cr_expect_eq(strata_config_set(cfg, "cache", "off", "--set", err,
+				       sizeof(err)), STRATA_ECONFIG,
+		     "only sections with an enabled key are switches");
+	cr_expect_eq(strata_config_set(cfg, "cache.disk.synk", "full", "--set",
+				       err, sizeof(err)), STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--set: unknown key \"cache.disk.synk\" (did you "
+			 "mean \"cache.disk.sync\"?)");
+	strata_config_free(&cfg);
+}
+
+Test(config, disk_env_overrides_file)
+{
+	char *envp[] = {
+		"STRATA_CACHE_DISK_PATH=/from/env",
+		"STRATA_CACHE_DISK_SIZE=8GiB",
+		"STRATA_CACHE_DISK_SYNC=full",
+		"STRATA_CACHE_DISK_ON_CORRUPT=fail",
+		"STRATA_CACHE_DISK_ENABLED=false",
+		NULL,
+	};
+	char *bad[] = { "STRATA_CACHE_DISK_SYNC=sometimes", NULL };
+	struct strata_config *cfg = load_ok("cache:\n"
+					    "  disk:\n"
+					    "    path: /from/file\n"
+					    "    size: 1GiB\n");
+
+	cr_assert_eq(strata_config_apply_env(cfg, envp, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_str_eq(cfg->cache.disk.path, "/from/env");
+	cr_expect_eq(cfg->cache.disk.size, UINT64_C(8) << 30);
+	cr_expect_eq(cfg->cache.disk.sync, STRATA_CONFIG_DISK_SYNC_FULL);
+	cr_expect_eq(cfg->cache.disk.on_corrupt,
+		     STRATA_CONFIG_DISK_CORRUPT_FAIL);
+	cr_expect_not(cfg->cache.disk.enabled);
+	cr_expect_eq(strata_config_apply_env(cfg, bad, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "environment STRATA_CACHE_DISK_SYNC: \"sometimes\" "
+			 "is not a sync mode (use none, meta or full)");
+	strata_config_free(&cfg);
+}
+
+Test(config, finish_rechecks_disk_fields)
+{
+	struct strata_config *cfg = fresh();
+
+	cfg->cache.disk.sync = 7;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "cache.disk.sync: 7 is not a sync mode (use none, "
+			 "meta or full)");
+	cfg->cache.disk.sync = STRATA_CONFIG_DISK_SYNC_FULL;
+	cfg->cache.disk.on_corrupt = -1;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "cache.disk.on_corrupt: -1 is not an on_corrupt action");
+	cfg->cache.disk.on_corrupt = STRATA_CONFIG_DISK_CORRUPT_FAIL;
+	cfg->cache.disk.size = 1000;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "cache.disk.size: 1000B is out of range");
+	cfg->cache.disk.size = 1 << 20;
+	free(cfg->cache.disk.path);
+	cfg->cache.disk.path = NULL;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "cache.disk.path: is not set");
+	cfg->cache.disk.path = strdup("/tmp/x");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
 	strata_config_free(&cfg);
 }
 
