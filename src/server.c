@@ -16,6 +16,7 @@
 #include <time.h>
 
 #include "cache/flight.h"
+#include "cache/key.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/route.h"
@@ -255,6 +256,23 @@ void strata_server_free(struct strata_server **srvp)
 	srv->magic = 0;
 	free(srv);
 	*srvp = NULL;
+}
+
+int strata_server_purge(struct strata_server *srv, const char *hash_hex)
+{
+	struct strata_key key;
+	int rc = 0;
+
+	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
+	if (strata_key_from_hex(hash_hex, &key) != 0)
+		return -EINVAL;
+	strata_mem_remove(srv->mem, &key);
+	if (srv->disk != NULL) {
+		rc = strata_disk_remove(srv->disk, &key);
+		if (rc == 0)
+			rc = strata_disk_flush(srv->disk);
+	}
+	return rc;
 }
 
 unsigned strata_server_inflight(const struct strata_server *srv)

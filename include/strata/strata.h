@@ -80,6 +80,16 @@ int strata_server_drain(struct strata_server *srv, uint64_t timeout_ms);
  */
 void strata_server_free(struct strata_server **srv);
 
+/*
+ * Purge one entry, named by its key hash in hex (32 digits), from every
+ * tier of this server: removed from memory at once, and from disk by the
+ * disk tier's writer before this returns.  Idempotent: purging an absent
+ * key succeeds.  Returns 0, -EINVAL for a malformed hash, or
+ * STRATA_EUNAVAIL when the disk writer's queue is full (retry).
+ * Thread-safe; may block briefly on the disk writer.
+ */
+int strata_server_purge(struct strata_server *srv, const char *hash_hex);
+
 /* Number of requests currently being handled.  Thread-safe. */
 unsigned strata_server_inflight(const struct strata_server *srv);
 
