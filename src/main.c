@@ -174,7 +174,14 @@ static int apply_flag(struct strata_config *cfg, int opt, char *arg,
 		return STRATA_ECONFIG;
 	}
 	*eq = '\0';
-	return strata_config_set(cfg, arg, eq + 1, "--set", err, errlen);
+	{
+		/* Name the key in messages: `--set cache.disk.sync`. */
+		char source[128];
+
+		snprintf(source, sizeof(source), "--set %s", arg);
+		return strata_config_set(cfg, arg, eq + 1, source, err,
+					 errlen);
+	}
 }
 
 /* Build the configuration: defaults, file, environment, flags. */
