@@ -272,3 +272,61 @@ Test(disk, disk_off_keeps_nothing_across_restarts)
 	cr_expect_str_eq(cs, "strata; fwd=miss; stored");
 	cr_expect_eq(origin_count(origin), 2);
 }
+
+/* Put a DIR/data.mdb that is not an LMDB environment. */
+static void plant_garbage(void)
+{
+	char path[128];
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/data.mdb", dir);
+	f = fopen(path, "w");
+	cr_assert_not_null(f);
+	fputs("this is not an LMDB environment, just some text\n", f);
+	fclose(f);
+}
+
+Test(disk, unusable_directory_is_moved_aside_by_default)
+{
+	char cs[128], cmd[256];
+
+	plant_garbage();
+	strata = start("--route", "/doc/*=60s", NULL);
+	cr_assert_eq(get(strata, "/doc/a", cs, sizeof(cs), NULL), 200);
+	cr_expect_str_eq(cs, "strata; fwd=miss; stored",
+			 "a fresh disk tier stores again");
+	snprintf(cmd, sizeof(cmd), "ls -d %s.corrupt-* >/dev/null 2>&1", dir);
+	cr_expect_eq(system(cmd), 0, "the old directory was not kept aside");
+}
+
+Test(disk, unusable_directory_with_on_corrupt_fail_refuses_to_start)
+{
+	char path_arg[128];
+	const char *args[] = { "--set", path_arg, "--set",
+			       "cache.disk.on_corrupt=fail", "--listen",
+			       "127.0.0.1:0", "--admin-listen", "127.0.0.1:0",
+			       NULL };
+	struct proc_result res;
+
+	plant_garbage();
+	snprintf(path_arg, sizeof(path_arg), "cache.disk.path=%s", dir);
+	cr_assert_eq(proc_run(args, NULL, 10000, &res), 0);
+	cr_expect_eq(res.status, 1, "exit status %d, expected 1", res.status);
+	cr_expect(strstr(res.err, dir) != NULL,
+		  "the message should name the directory:\n%s", res.err);
+	proc_result_free(&res);
+}
+
+Test(disk, unwritable_path_exits_naming_it)
+{
+	const char *args[] = { "--set", "cache.disk.path=/proc/strata-cannot",
+			       "--listen", "127.0.0.1:0", "--admin-listen",
+			       "127.0.0.1:0", NULL };
+	struct proc_result res;
+
+	cr_assert_eq(proc_run(args, NULL, 10000, &res), 0);
+	cr_expect_eq(res.status, 1, "exit status %d, expected 1", res.status);
+	cr_expect(strstr(res.err, "/proc/strata-cannot") != NULL,
+		  "the message should name the path:\n%s", res.err);
+	proc_result_free(&res);
+}
