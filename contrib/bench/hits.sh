@@ -26,26 +26,18 @@
 # Every process it starts is stopped on exit, by PID.
 set -euo pipefail
 cd "$(dirname "$0")/../.."
+# shellcheck source-path=SCRIPTDIR source=lib.sh
+. contrib/bench/lib.sh
 
 ROUNDS=${ROUNDS:-3}
 DURATION=${DURATION:-5}
 CONNS=${CONNS:-50}
 SIZES=${SIZES:-1024 65536}
 WORKERS=${WORKERS:-2}
-BASE_PORT=${BASE_PORT:-18100}
 STRATA_BIN=${STRATA_BIN:-./strata}
 READY_TIMEOUT=${READY_TIMEOUT:-15}
 
-log() { printf '%s\n' "hits.sh: $*" >&2; }
-warn() { printf '%s\n' "hits.sh: WARNING: $*" >&2; }
-die() {
-	printf '%s\n' "hits.sh: $*" >&2
-	exit 1
-}
-
-for tool in cc pkg-config curl wrk; do
-	command -v "$tool" >/dev/null || die "$tool not found (apt-get install -y ${tool/cc/gcc})"
-done
+need cc pkg-config curl wrk
 pkg-config --exists libmicrohttpd ||
 	die "libmicrohttpd not found by pkg-config (apt-get install -y libmicrohttpd-dev)"
 [ -x "$STRATA_BIN" ] ||
@@ -55,136 +47,7 @@ have_varnish=false
 command -v nginx >/dev/null && have_nginx=true
 command -v varnishd >/dev/null && have_varnish=true
 
-tmp=$(mktemp -d "${TMPDIR:-/tmp}/strata-hits.XXXXXX")
-# Every top-level PID this script started, live or not; cleanup stops the
-# whole tree below each one.
-started=()
-
-# Print PID and all its descendants, one a line.
-tree_pids() {
-	ps -e -o pid=,ppid= | awk -v root="$1" '
-		{ parent[$1] = $2 }
-		END {
-			keep[root] = 1
-			do {
-				grew = 0
-				for (p in parent)
-					if (!(p in keep) && (parent[p] in keep)) {
-						keep[p] = 1
-						grew = 1
-					}
-			} while (grew)
-			for (p in keep)
-				print p
-		}'
-}
-
-# start_time PID: field 22 of /proc/PID/stat, which tells a process from a
-# later one that reuses its PID.
-start_time() {
-	local stat f
-	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
-	read -r -a f <<<"${stat##*) }"
-	echo "${f[19]}"
-}
-
-# Stop the process trees rooted at the given PIDs (children of this shell,
-# not yet waited for, so their PIDs cannot have been reused): TERM, a grace
-# period, then KILL for whatever is left.  Descendants are listed, with
-# their start times, before the TERM, so that workers orphaned by a dead
-# master are still found and a reused PID is never signalled.
-stop_trees() {
-	local tree=() p t i alive
-	for p in "$@"; do
-		kill -0 "$p" 2>/dev/null || continue
-		for t in $(tree_pids "$p"); do
-			tree+=("$t:$(start_time "$t")")
-		done
-	done
-	kill -TERM "$@" 2>/dev/null || true
-	for ((i = 0; i < 50; i++)); do
-		alive=()
-		for t in "${tree[@]}"; do
-			p=${t%%:*}
-			[ "$(start_time "$p")" = "${t#*:}" ] && alive+=("$p")
-		done
-		[ "${#alive[@]}" -gt 0 ] || break
-		sleep 0.1
-	done
-	[ "${#alive[@]}" -eq 0 ] || kill -KILL "${alive[@]}" 2>/dev/null || true
-	for p in "$@"; do
-		wait "$p" 2>/dev/null || true
-	done
-}
-
-cleanup() {
-	local rc=$?
-	trap - EXIT INT TERM
-	[ "${#started[@]}" -eq 0 ] || stop_trees "${started[@]}"
-	rm -rf "$tmp"
-	exit "$rc"
-}
-trap cleanup EXIT
-trap 'exit 130' INT
-trap 'exit 143' TERM
-
-# alloc_port VAR: the next port from BASE_PORT on that nothing listens on.
-next_port=$BASE_PORT
-alloc_port() {
-	while (exec 3<>"/dev/tcp/127.0.0.1/$next_port") 2>/dev/null; do
-		next_port=$((next_port + 1))
-	done
-	printf -v "$1" '%s' "$next_port"
-	next_port=$((next_port + 1))
-}
-
-# Sum of utime+stime, in clock ticks, over the process tree rooted at PID.
-# Fields 14 and 15 of /proc/PID/stat; the command name (field 2) may hold
-# spaces, so the fields are counted from after its closing parenthesis.
-tree_ticks() {
-	local p stat total=0 f
-	for p in $(tree_pids "$1"); do
-		stat=$(cat "/proc/$p/stat" 2>/dev/null) || continue
-		read -r -a f <<<"${stat##*) }"
-		total=$((total + f[11] + f[12]))
-	done
-	echo "$total"
-}
-
-# show_log NAME: the end of a server's own logs, to stderr.
-show_log() {
-	local f
-	for f in "$tmp/$1.log" "$tmp/$1"-*/error.log; do
-		[ -f "$f" ] || continue
-		echo "--- ${f#"$tmp"/}:" >&2
-		tail -n 20 "$f" >&2
-	done
-}
-
-# wait_ready NAME PID URL: wait until URL answers 200, or fail with the log.
-wait_ready() {
-	local name=$1 pid=$2 url=$3 i
-	for ((i = 0; i < READY_TIMEOUT * 10; i++)); do
-		if ! kill -0 "$pid" 2>/dev/null; then
-			show_log "$name"
-			die "$name exited before answering $url"
-		fi
-		curl -sf -o /dev/null --max-time 1 "$url" && return 0
-		sleep 0.1
-	done
-	show_log "$name"
-	die "$name did not answer $url within ${READY_TIMEOUT}s"
-}
-
-# Median of the numbers on stdin.
-median() {
-	sort -g | awk '{ v[NR] = $1 }
-		END {
-			if (NR == 0) { print "nan"; exit }
-			if (NR % 2) print v[(NR + 1) / 2]
-			else print (v[NR / 2] + v[NR / 2 + 1]) / 2
-		}'
-}
+make_tmp
 
 # --- build the ceiling/origin server --------------------------------------
 read -r -a mhd_flags <<<"$(pkg-config --cflags --libs libmicrohttpd)"
@@ -353,11 +216,9 @@ servers=(bare strata)
 $have_nginx && servers+=(nginx)
 $have_varnish && servers+=(varnish)
 
-version_of() { "$@" 2>&1 | head -n 1 || true; }
-cpu_model=$(awk -F': ' '/^model name/ { print $2; exit }' /proc/cpuinfo)
 echo "## Cache-hit benchmark"
 echo
-echo "- machine: $(nproc) CPUs, ${cpu_model:-unknown CPU}, Linux $(uname -r)"
+echo "- machine: $(machine_line)"
 echo "- strata: $(version_of "$STRATA_BIN" --version)"
 echo "- libmicrohttpd: $(pkg-config --modversion libmicrohttpd)"
 if $have_nginx; then

@@ -67,9 +67,18 @@
  *   decode and a malloc) costs far more than the line bouncing.  Entry
  *   and byte counts come from mdb_stat on demand.
  *
+ *   Lock order: disk->lock and registry_lock are leaves, never held
+ *   together.  Under registry_lock only list updates and aborts of read
+ *   transactions run (no waiting in LMDB: an abort just clears the
+ *   slot); a reader's mdb_txn_begin, which takes LMDB's reader-table
+ *   mutex, runs before the lock is taken.  LMDB's writer mutex is taken
+ *   only by the writer thread, holding neither.
+ *   A lookup that finds a corrupt entry enqueues its removal (disk->lock)
+ *   after its read transaction is reset.
+ *
  *   Ownership: a queued PUT holds one reference to its entry, released by
- *   the writer once the batch is applied (or by close for a queue never
- *   drained: none, close drains it).  A lookup hands its caller the
+ *   the writer once its batch is applied; close() drains the queue first,
+ *   so no reference outlives the tier.  A lookup hands its caller the
  *   decoded copy, one reference; nothing points into the map once a
  *   lookup's transaction is reset.
  */
@@ -118,12 +127,14 @@
 #define DISK_ERROR_LOG_MS 10000
 
 /*
- * Room management, in pages of the map (see make_room() for the essay).
- * Percentages of the map: start evicting above HIGH, evict down to LOW;
- * after an MDB_MAP_FULL evict FULL_EXTRA more.  One write transaction
- * allocates at most RUN_PERCENT (capped at RUN_MAX_PAGES so that a huge
- * map does not make LMDB spill dirty pages).  An entry whose encoding is
- * over 1/MAX_ENTRY_DIVISOR of the map is not stored.
+ * Room management, in pages of the map (see evict(), reclaim(),
+ * evict_run() and run_ops()).  Percentages of the map: start evicting
+ * above HIGH, evict down to LOW; after an MDB_MAP_FULL evict FULL_EXTRA
+ * more.  One write transaction allocates at most RUN_PERCENT (capped at
+ * RUN_MAX_PAGES so that a huge map does not make LMDB spill dirty pages):
+ * the pages the previous transaction freed are not reusable yet, so the
+ * room above HIGH must hold two transactions' worth.  An entry whose
+ * encoding is over 1/MAX_ENTRY_DIVISOR of the map is not stored.
  */
 #define DISK_HIGH_PERCENT 90
 #define DISK_LOW_PERCENT 75
@@ -140,9 +151,10 @@
 /* Entries evicted per write transaction at most. */
 #define DISK_EVICT_CHUNK 256
 /* After MDB_MAP_FULL: expiry records searched for an entry big enough to
- * free a run of overflow pages; attempts at a removal or clear, with
- * back-off from 2 ms (see apply_alone()). */
+ * free a run of overflow pages; attempts at a put, and at a removal or
+ * clear, with back-off from 2 ms (see apply_alone()). */
 #define DISK_RUN_SCAN 1024
+#define DISK_PUT_TRIES 3
 #define DISK_FULL_RETRIES 6
 /* LMDB's page header, which starts a run of overflow pages. */
 #define DISK_PAGE_HEADER 16
@@ -321,8 +333,13 @@ static void writer_error(struct strata_disk *disk, const char *what, int rc)
 					    DISK_ERROR_LOG_MS)
 		return;
 	disk->last_error_log = now;
-	strata_log_error("disk tier %s: %s: %s", disk->path, what,
-			 mdb_strerror(rc));
+	strata_log_error("disk tier %s: %s: %s%s", disk->path, what,
+			 mdb_strerror(rc),
+			 rc == MDB_MAP_FULL
+				 ? " (no room can be freed: raise the size, or "
+				   "look for another process holding a long "
+				   "read transaction)"
+				 : "");
 }
 
 /* --- per-thread read transactions ----------------------------------------- */
@@ -418,23 +435,22 @@ static struct disk_reader *reader_for(struct strata_disk *disk)
 	r->disk_id = disk->id;
 	r->txn = txn;
 
-	pthread_mutex_lock(&registry_lock);
-	head = prune_locked(head);
 	r->thread_next = head;
 	if (pthread_setspecific(registry_key, r) != 0) {
-		/* The destructor would not run: do not keep it.  The old head
-		 * is still the key's value (setspecific failed). */
-		pthread_setspecific(registry_key, head);
-		pthread_mutex_unlock(&registry_lock);
+		/* The exit destructor would not see it: do not keep it (the
+		 * key still holds the old head). */
 		mdb_txn_abort(txn);
 		free(r);
 		return NULL;
 	}
+	pthread_mutex_lock(&registry_lock);
 	r->disk = disk;
 	r->disk_next = disk->readers;
 	if (disk->readers)
 		disk->readers->disk_prev = r;
 	disk->readers = r;
+	/* Behind the new head, so the key's value stays valid. */
+	r->thread_next = prune_locked(head);
 	pthread_mutex_unlock(&registry_lock);
 	return r;
 }
@@ -931,13 +947,17 @@ static int put_entry(struct strata_disk *disk, MDB_txn *txn,
 {
 	uint8_t kbuf[DISK_KEY_MAX], ebuf[DISK_EXPIRY_KEY_LEN];
 	MDB_val hk = { STRATA_KEY_HASH_LEN, e->key.hash }, k, v;
+	struct strata_key text_key;
 	char *enc = NULL;
 	size_t len;
 	int rc;
 
 	/* LMDB has no empty keys: an empty key text cannot be indexed (and
-	 * no request produces one). */
-	if (e->key_len == 0 || strata_entry_encode(e, &enc, &len) != 0 ||
+	 * no request produces one).  An entry whose key is not its text's
+	 * hash (a pass-through answer) would only decode as corrupt. */
+	strata_key_hash(e->key_text, e->key_len, &text_key);
+	if (e->key_len == 0 || !strata_key_equal(&text_key, &e->key) ||
+	    strata_entry_encode(e, &enc, &len) != 0 ||
 	    len > disk->max_value) {
 		tally->dropped++;
 		rc = 0;
@@ -1085,12 +1105,15 @@ static void sleep_ms(unsigned ms)
 }
 
 /*
- * After MDB_MAP_FULL: apply `op` alone, having made room for it (a run of
- * pages for a large entry, then more eviction).  A put that still does
- * not fit after two tries is dropped (counted).  A removal or a clear needs only a few
- * single pages, so if it still fails the free ones must be pinned by
- * readers, which finish within a lookup; it is retried with back-off
- * before giving up, since losing a purge would serve what was purged.
+ * After MDB_MAP_FULL: apply `op` alone, having made room for it.  First
+ * the cheapest cure: for a large put a run of pages (evict_run()), else
+ * more eviction.  Pages freed a moment ago may still be pinned by
+ * readers that started before the eviction committed (lookups last
+ * microseconds), so the next try only waits, and the one after waits and
+ * evicts more.  A put that still does not fit is dropped (counted).  A
+ * removal or a clear needs only a few single pages, so it keeps trying
+ * (with back-off, DISK_FULL_RETRIES in all) before giving up: losing a
+ * purge would keep serving what was purged.
  */
 static int apply_alone(struct strata_disk *disk, const struct disk_op *op)
 {
@@ -1098,17 +1121,19 @@ static int apply_alone(struct strata_disk *disk, const struct disk_op *op)
 	size_t end, run = put ? value_run(disk, op->entry->charge) : 0;
 	int rc = MDB_MAP_FULL;
 
-	for (unsigned i = 0; i < DISK_FULL_RETRIES && rc == MDB_MAP_FULL;
-	     i++) {
+	for (unsigned i = 0; i < DISK_FULL_RETRIES; i++) {
 		if (i > 0)
 			sleep_ms(1u << i);
-		/* Fragmentation first: the cheapest cure for a large put. */
-		if (i == 0 && run)
-			evict_run(disk, run);
-		else
-			evict_more(disk);
+		if (i % 2 == 0) {
+			if (i > 0 || !run)
+				evict_more(disk);
+			if (run)
+				evict_run(disk, run);
+		}
 		rc = run_ops(disk, op, 0, 1, &end);
-		if (rc == MDB_MAP_FULL && put && i > 0) {
+		if (rc != MDB_MAP_FULL)
+			return rc;
+		if (put && i + 1 >= DISK_PUT_TRIES) {
 			count(&disk->dropped, 1);
 			return 0;
 		}

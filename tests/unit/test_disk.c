@@ -239,6 +239,35 @@ static void set_format_version(uint32_t version)
 	mdb_env_close(env);
 }
 
+/* Records in each index, read directly (no tier open in-process). */
+struct raw_counts {
+	size_t entries, keys, expiry;
+};
+
+static struct raw_counts raw_counts(void)
+{
+	const char *const names[] = { "entries", "keys", "expiry" };
+	size_t n[3];
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_stat st;
+
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 4), 0);
+	cr_assert_eq(mdb_env_set_mapsize(env, 4 * MIB), 0);
+	cr_assert_eq(mdb_env_open(env, tier_path, MDB_RDONLY, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+	for (int i = 0; i < 3; i++) {
+		cr_assert_eq(mdb_dbi_open(txn, names[i], 0, &dbi), 0);
+		cr_assert_eq(mdb_stat(txn, dbi, &st), 0);
+		n[i] = st.ms_entries;
+	}
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return (struct raw_counts){ n[0], n[1], n[2] };
+}
+
 static void write_file(const char *name, const void *bytes, size_t len)
 {
 	char file[200];
@@ -360,6 +389,8 @@ Test(disk, remove_drops_the_entry_and_its_key)
 	cr_assert_eq(strata_disk_remove(disk, &key), 0);
 	cr_assert_eq(strata_disk_flush(disk), 0);
 	strata_disk_close(&disk);
+	cr_assert_eq(raw_counts().keys, 1, "its key record went too");
+	cr_assert_eq(raw_counts().expiry, 1, "its expiry record went too");
 }
 
 Test(disk, clear_removes_everything)
@@ -406,6 +437,9 @@ Test(disk, replace_updates_value_and_indexes)
 		     1, "listed once");
 	cr_assert_str_eq(v.texts[0], "GET /a\n");
 	strata_disk_close(&disk);
+	cr_assert_eq(raw_counts().entries, 1);
+	cr_assert_eq(raw_counts().keys, 1);
+	cr_assert_eq(raw_counts().expiry, 1, "the old expiry record went");
 }
 
 /* --- prefix scans -------------------------------------------------------- */
@@ -575,6 +609,9 @@ Test(disk, size_stays_bounded_under_a_flood)
 	}
 	expect_miss(disk, "GET /flood/000000\n");
 	strata_disk_close(&disk);
+	/* Evictions took every index record with the entry. */
+	cr_assert_eq(raw_counts().keys, st.entries);
+	cr_assert_eq(raw_counts().expiry, st.entries);
 }
 
 Test(disk, entry_over_a_quarter_of_the_map_is_not_stored)
@@ -600,6 +637,33 @@ Test(disk, entry_over_a_quarter_of_the_map_is_not_stored)
 	cr_assert_eq(stats_of(disk).dropped, 1);
 	cr_assert_eq(stats_of(disk).stores, 1);
 	free(body);
+	strata_disk_close(&disk);
+}
+
+/* entry.h: an entry whose key is not its text's hash (a pass-through
+ * answer) must not reach the disk; if it does, it is not stored. */
+Test(disk, entry_not_keyed_by_its_text_is_not_stored)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	struct strata_headers headers = { 0 };
+	struct strata_key placeholder = { { 0 } };
+	struct strata_entry_params p = {
+		.key = &placeholder, .key_text = "GET /p\n", .key_len = 7,
+		.status = 200, .created = strata_wall_ms(),
+		.expires = strata_wall_ms() + HOUR_MS, .headers = &headers,
+	};
+	struct strata_entry *e = NULL, *got = NULL;
+
+	cr_assert_eq(strata_entry_new(&p, &e), 0);
+	cr_assert_eq(strata_disk_store(disk, e), 0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	cr_assert_eq(stats_of(disk).dropped, 1);
+	cr_assert_eq(stats_of(disk).entries, 0);
+	cr_assert_eq(strata_disk_lookup(disk, &placeholder, "GET /p\n", 7,
+					strata_wall_ms(), &got),
+		     STRATA_EMISS);
+	cr_assert_eq(stats_of(disk).corrupt, 0);
+	strata_entry_release(&e);
 	strata_disk_close(&disk);
 }
 
