@@ -18,7 +18,7 @@ python3 "$bench/slow_origin.py" --port 18000 --delay 1 &
 origin=$!
 ./strata --upstream http://127.0.0.1:18000 --listen 127.0.0.1:18080 \
 	--admin-listen 127.0.0.1:18081 --workers "$workers" \
-	--set upstream.max_connections="$n" --set access_log=false &
+	--set upstream.max_connections="$n" --set access_log=false --set cache.disk.enabled=false &
 strata=$!
 trap 'kill "$strata" "$origin" 2>/dev/null; wait 2>/dev/null' EXIT
 sleep 1

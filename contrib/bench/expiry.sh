@@ -69,7 +69,7 @@ start_strata() {
 	"$STRATA_BIN" --upstream "http://127.0.0.1:${port[origin]}" \
 		--listen "127.0.0.1:${port[strata]}" \
 		--admin-listen "127.0.0.1:$admin" --workers "$WORKERS" \
-		--route "/obj=${TTL}s" --set access_log=false --memory 64MiB \
+		--route "/obj=${TTL}s" --set access_log=false --set cache.disk.enabled=false --memory 64MiB \
 		>"$tmp/strata.log" 2>&1 &
 	pid[strata]=$!
 	started+=("${pid[strata]}")

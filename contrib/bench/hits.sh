@@ -80,7 +80,7 @@ start_strata() {
 	"$STRATA_BIN" --upstream "http://127.0.0.1:${port[origin]}" \
 		--listen "127.0.0.1:${port[strata]}" \
 		--admin-listen "127.0.0.1:$admin" --workers "$WORKERS" \
-		--route '/obj=3600s' --set access_log=false \
+		--route '/obj=3600s' --set access_log=false --set cache.disk.enabled=false \
 		>"$tmp/strata.log" 2>&1 &
 	pid[strata]=$!
 	started+=("${pid[strata]}")

@@ -142,7 +142,7 @@ for name in small large; do
 	"$STRATA_BIN" --upstream "http://127.0.0.1:${port[origin]}" \
 		--listen "127.0.0.1:${port[$name]}" \
 		--admin-listen "127.0.0.1:$admin" --workers "$WORKERS" \
-		--route '/k/*=3600s' --set access_log=false --memory "$MEMORY" \
+		--route '/k/*=3600s' --set access_log=false --set cache.disk.enabled=false --memory "$MEMORY" \
 		>"$tmp/$name.log" 2>&1 &
 	pid[$name]=$!
 	started+=("${pid[$name]}")
