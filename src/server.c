@@ -266,12 +266,14 @@ int strata_server_purge(struct strata_server *srv, const char *hash_hex)
 	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
 	if (strata_key_from_hex(hash_hex, &key) != 0)
 		return -EINVAL;
-	strata_mem_remove(srv->mem, &key);
+	/* Disk first, then memory: a lookup that misses memory meanwhile
+	 * must not find the entry on disk and promote it back. */
 	if (srv->disk != NULL) {
 		rc = strata_disk_remove(srv->disk, &key);
 		if (rc == 0)
 			rc = strata_disk_flush(srv->disk);
 	}
+	strata_mem_remove(srv->mem, &key);
 	return rc;
 }
 

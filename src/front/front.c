@@ -35,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,10 +67,8 @@
 
 struct strata_front {
 	uint32_t magic;
-	int listen_fd;                 /* ours: see accept_main() */
-	pthread_t acceptor;
+	int listen_fd;                 /* see strata_front_quiesce() */
 	bool accepting;
-	atomic_bool stopping;
 	struct strata_front_config cfg;
 	char *listen;
 	struct strata_route_table *routes;
@@ -1086,46 +1085,19 @@ int strata_front_new(const struct strata_front_config *cfg,
 }
 
 /*
- * The listening socket is Strata's, not libmicrohttpd's: one thread
- * accepts and hands each connection to the worker pool with
- * MHD_add_connection().  Stopping to accept is then just closing our
- * socket.  (libmicrohttpd 0.9.75's own MHD_quiesce_daemon() races with
- * its epoll workers and can abort the process: "Failed to remove listen
- * FD from epoll set".)
+ * Stopping to accept.  Strata opens the listening socket itself and hands
+ * it to libmicrohttpd (MHD_OPTION_LISTEN_SOCKET), whose workers accept on
+ * it.  libmicrohttpd 0.9.75's own way to stop accepting,
+ * MHD_quiesce_daemon(), races its epoll workers and can abort the process
+ * ("Failed to remove listen FD from epoll set"), and handing connections
+ * over with MHD_add_connection() from a thread of ours instead cost about
+ * 1 us per request on keep-alive connections.  So quiescing swaps the
+ * descriptor: dup2() puts an eventfd (never readable) in place of the
+ * socket.  Closing the socket's last descriptor closes it, which refuses
+ * new connections at once and removes it from every worker's epoll set;
+ * the workers keep the descriptor number, which now reads as an idle
+ * eventfd, and libmicrohttpd closes it at MHD_stop_daemon().
  */
-static void *accept_main(void *arg)
-{
-	struct strata_front *front = arg;
-
-	for (;;) {
-		struct sockaddr_storage ss;
-		socklen_t len = sizeof(ss);
-		int fd = accept4(front->listen_fd, (struct sockaddr *)&ss, &len,
-				 SOCK_NONBLOCK | SOCK_CLOEXEC);
-
-		if (atomic_load_explicit(&front->stopping,
-					 memory_order_acquire)) {
-			if (fd >= 0)
-				close(fd);
-			return NULL;
-		}
-		if (fd >= 0) {
-			/* Closes the socket itself when it cannot take it. */
-			MHD_add_connection(front->daemon, fd,
-					   (const struct sockaddr *)&ss, len);
-			continue;
-		}
-		if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
-		    errno == ENOMEM) {
-			/* Out of descriptors: back off instead of spinning;
-			 * the pending connection waits in the backlog. */
-			strata_log_warn("accept: %s", strerror(errno));
-			usleep(10 * 1000);
-		}
-		/* EINTR, ECONNABORTED and the like: try again. */
-	}
-}
-
 static int open_listener(struct strata_front *front)
 {
 	struct sockaddr_storage ss;
@@ -1160,7 +1132,7 @@ int strata_front_start(struct strata_front *front)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
 			 MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG |
-			 MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
+			 MHD_USE_ITC;
 	int rc = open_listener(front);
 
 	if (rc != 0)
@@ -1169,6 +1141,7 @@ int strata_front_start(struct strata_front *front)
 		flags, 0, NULL, NULL, access_cb, front,
 		/* First, so that even option errors reach our log. */
 		MHD_OPTION_EXTERNAL_LOGGER, mhd_log_cb, NULL,
+		MHD_OPTION_LISTEN_SOCKET, front->listen_fd,
 		MHD_OPTION_THREAD_POOL_SIZE, (unsigned)front->cfg.workers,
 		MHD_OPTION_CONNECTION_LIMIT, (unsigned)front->cfg.max_connections,
 		MHD_OPTION_CONNECTION_TIMEOUT,
@@ -1183,10 +1156,7 @@ int strata_front_start(struct strata_front *front)
 				 front->listen);
 		return -EIO;
 	}
-	rc = pthread_create(&front->acceptor, NULL, accept_main, front);
-	if (rc != 0)
-		return -rc;
-	front->accepting = true;
+	front->accepting = true; /* the socket is libmicrohttpd's now */
 	return 0;
 }
 
@@ -1197,15 +1167,19 @@ unsigned strata_front_port(const struct strata_front *front)
 
 void strata_front_quiesce(struct strata_front *front)
 {
+	int idle;
+
 	if (!front->accepting)
 		return;
-	/* Release: pairs with the acceptor's acquire load after accept4
-	 * returns, which shutdown() makes happen at once. */
-	atomic_store_explicit(&front->stopping, true, memory_order_release);
-	shutdown(front->listen_fd, SHUT_RDWR);
-	pthread_join(front->acceptor, NULL);
-	close(front->listen_fd);
-	front->listen_fd = -1;
+	idle = eventfd(0, EFD_CLOEXEC);
+	if (idle < 0 || dup2(idle, front->listen_fd) < 0) {
+		/* No way to swap: leave the socket open; the daemon's stop
+		 * will close it with everything else. */
+		strata_log_warn("listen %s: cannot stop accepting early: %s",
+				front->listen, strerror(errno));
+	}
+	if (idle >= 0)
+		close(idle);
 	front->accepting = false;
 }
 
@@ -1222,11 +1196,10 @@ void strata_front_free(struct strata_front **frontp)
 		return;
 	front = *frontp;
 	STRATA_ASSERT(front->magic == FRONT_MAGIC);
-	strata_front_quiesce(front);
-	if (front->listen_fd >= 0)
-		close(front->listen_fd);
 	if (front->daemon != NULL)
-		MHD_stop_daemon(front->daemon);
+		MHD_stop_daemon(front->daemon); /* closes listen_fd */
+	else if (front->listen_fd >= 0)
+		close(front->listen_fd);
 	strata_route_table_release(&front->routes);
 	free(front->listen);
 	front->magic = 0;

@@ -106,7 +106,13 @@
 #define DISK_DIR_MODE 0700
 #define DISK_FILE_MODE 0600
 #define DISK_MAX_DBS 4
-#define DISK_MAX_READERS 512
+/*
+ * Reader slots, shared by every process on the directory: each thread
+ * that has looked something up holds one while it lives.  Enough for
+ * several processes at the maximum of 1024 workers each; a slot costs 64
+ * bytes of the lock file.
+ */
+#define DISK_MAX_READERS 8192
 
 /* The on-disk format of this file (the databases and their keys), kept in
  * the meta database.  Bump it when keys or values change meaning. */
