@@ -1,12 +1,15 @@
 /*
  * server.c: a Strata server, assembled from configuration: the route
- * table, the upstream client and the front end.  Implements the lifecycle
- * of <strata/strata.h>.
+ * table, the tiers (memory, disk), the coalescing table, the upstream
+ * client, the handler pool and the front end.  Implements the lifecycle of
+ * <strata/strata.h> and <strata/handler.h>.
  *
  * Shutdown order matters: the front end stops accepting first, in-flight
- * requests get their time, then the upstream cancels what is left, which
- * resumes every parked connection with an error so that libmicrohttpd can
- * be stopped (it must never be stopped with a suspended connection).
+ * requests get their time, then the upstream cancels what is left and the
+ * handler pool finishes its jobs, which resumes every parked connection so
+ * that libmicrohttpd can be stopped (it must never be stopped with a
+ * suspended connection).  The disk tier closes after the workers are gone
+ * (their read transactions are its), applying every queued write first.
  */
 #include "config.h"
 

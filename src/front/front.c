@@ -557,7 +557,6 @@ static bool build_key(struct request *rq, const char *method)
 	return true;
 }
 
-/* Look the key up in the memory tier; a hit becomes rq->entry. */
 /* "strata; hit; ttl=N; detail=TIER", hand-formatted: it runs per hit. */
 static void hit_status(struct request *rq, int64_t now, const char *tier)
 {
