@@ -1,0 +1,143 @@
+/*
+ * redis.h: tier 3, a Redis cache shared by a fleet of Strata servers.
+ *
+ * Entries are stored in the entry encoding (docs/entry-format.md, which
+ * carries its own version) under keys that carry a key-format version:
+ *
+ *   <prefix>:e:<hex>     the encoded entry, with a PX expiry at keep_until
+ *   <prefix>:t:<tag>     a set of <hex> key hashes carrying that tag, with
+ *                        an expiry no shorter than any member's
+ *
+ * <hex> is the 32-digit lowercase key hash.  An incompatible change to
+ * what is stored under a key (a new entry-format major version that old
+ * servers cannot decode, a different tag scheme) uses a new letter or a
+ * version segment ("<prefix>:e2:<hex>"), so old and new servers can share
+ * one Redis during a rolling upgrade without reading each other's values.
+ *
+ * The connection is blocking, one per tier object, guarded by a circuit
+ * breaker: a connection or I/O failure marks the tier `down`; while down,
+ * every call fails at once with STRATA_EUNAVAIL until a backoff (100 ms,
+ * doubling to 5 s) allows one reconnect attempt from the next call.  State
+ * changes are logged once each (warn when going down, info when back),
+ * never per request.  The password is never logged.
+ *
+ * Thread safety: every operation is synchronous and blocks for up to the
+ * configured timeout, so the tier is meant to be driven by one dedicated
+ * Redis worker thread.  Operations on one tier object must not run
+ * concurrently (no lock is taken).  strata_redis_stats() alone may be
+ * called from any thread at any time: the counters are atomics.
+ *
+ * This file pair is the only place that includes <hiredis/hiredis.h>.
+ */
+#ifndef STRATA_TIER_REDIS_H
+#define STRATA_TIER_REDIS_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "cache/entry.h"
+#include "cache/key.h"
+
+struct strata_redis;
+
+/* Longest host name and unix socket path accepted in a URL. */
+#define STRATA_REDIS_HOST_MAX 255
+#define STRATA_REDIS_PATH_MAX 107 /* sun_path minus the NUL */
+
+/* Where a Redis is and how to log in: the parsed URL. */
+struct strata_redis_url {
+	bool is_unix;                          /* unix:// (path) or TCP */
+	char host[STRATA_REDIS_HOST_MAX + 1];  /* TCP: name or address */
+	unsigned port;                         /* TCP: default 6379 */
+	char path[STRATA_REDIS_PATH_MAX + 1];  /* unix: socket path */
+	char user[64];                         /* "" : AUTH password only */
+	char password[256];                    /* "" : no AUTH */
+	unsigned db;                           /* SELECT; default 0 */
+};
+
+/*
+ * Parse "redis://[[user]:password@]host[:port][/db]" (host may be an IPv6
+ * address in brackets) or "unix:///path/to.sock[?db=N]".  Returns 0, or
+ * STRATA_ECONFIG with a message in `err` (may be NULL) that names the URL
+ * (password masked) and says what to write instead.  No percent-decoding.
+ */
+int strata_redis_url_parse(const char *url, struct strata_redis_url *out,
+			   char *err, size_t err_len);
+
+struct strata_redis_config {
+	const char *url;          /* as for strata_redis_url_parse() */
+	const char *prefix;       /* key prefix; NULL or "": "strata" */
+	unsigned timeout_ms;      /* connect and per-command; 0: 250 */
+	unsigned backoff_min_ms;  /* first reconnect delay; 0: 100 */
+	unsigned backoff_max_ms;  /* reconnect delay cap; 0: 5000 */
+};
+
+enum strata_redis_state {
+	STRATA_REDIS_UP = 0,      /* connected: commands are sent */
+	STRATA_REDIS_DOWN = 1,    /* failing fast until the next attempt */
+};
+
+struct strata_redis_stats {
+	uint64_t hits;
+	uint64_t misses;          /* absent, expired, other key, corrupt */
+	uint64_t corrupt;         /* values that failed decoding (also misses) */
+	uint64_t stores;          /* SETs acknowledged */
+	uint64_t errors;          /* failed commands, connects and error replies */
+	uint64_t fast_fails;      /* calls refused while down */
+	uint64_t reconnects;      /* successful connects after being down */
+	enum strata_redis_state state;
+};
+
+/*
+ * Create the tier and try to connect (AUTH, SELECT).  A Redis that cannot
+ * be reached or refuses the login does not fail the open: the tier starts
+ * down (logged) and retries as described above.  Returns 0; STRATA_ECONFIG
+ * for a bad URL or prefix (logged with the fix); -ENOMEM.
+ * Release with strata_redis_close().
+ */
+int strata_redis_open(const struct strata_redis_config *cfg,
+		      struct strata_redis **out);
+
+/* Disconnect and free; *r = NULL.  Accepts NULL and a pointer to NULL. */
+void strata_redis_close(struct strata_redis **r);
+
+/*
+ * GET <prefix>:e:<hex of key>.  On a hit (a value that decodes, for the
+ * same key text, fresh at `now` wall ms) stores a new entry (one
+ * reference: the caller releases it with strata_entry_release()) in *out
+ * and returns 0.  Returns STRATA_EMISS when absent, stale, for another key
+ * text or undecodable (counted as corrupt; left in place, since a newer
+ * server may have written it); STRATA_EUNAVAIL when Redis is down or the
+ * command failed.  *out is NULL unless 0 is returned.
+ */
+int strata_redis_get(struct strata_redis *r, const struct strata_key *key,
+		     const char *key_text, size_t key_len, int64_t now,
+		     struct strata_entry **out);
+
+/*
+ * Store `e` (borrowed) with one round trip: SET <prefix>:e:<hex> <encoded>
+ * PX <keep_until - now>, and for each tag SADD <prefix>:t:<tag> <hex>
+ * raising (never lowering) that set's expiry to the entry's.  An entry
+ * with nothing left to keep (keep_until <= now) is not sent: returns 0.
+ * Returns 0, STRATA_EUNAVAIL (down, failed, or Redis refused the write,
+ * e.g. out of memory) or -ENOMEM.
+ */
+int strata_redis_set(struct strata_redis *r, const struct strata_entry *e,
+		     int64_t now);
+
+/* DEL <prefix>:e:<hex>.  Returns 0 (whether or not it existed) or
+ * STRATA_EUNAVAIL.  Tag sets are not touched: a member whose entry is
+ * gone is harmless and expires with its set. */
+int strata_redis_del(struct strata_redis *r, const struct strata_key *key);
+
+/* PING.  Returns 0 or STRATA_EUNAVAIL.  Like every call, it may attempt a
+ * reconnect when the backoff allows one. */
+int strata_redis_ping(struct strata_redis *r);
+
+/* A snapshot of the counters (relaxed loads: each is exact, the set is
+ * not one instant).  Any thread. */
+void strata_redis_stats(struct strata_redis *r,
+			struct strata_redis_stats *out);
+
+#endif /* STRATA_TIER_REDIS_H */
