@@ -1,0 +1,368 @@
+/*
+ * Unit tests for src/tier/redis_async.c: the Redis tier's worker thread.
+ *
+ * Each test starts its own real redis-server on a free loopback port
+ * (tests/helpers/redis_server.h).  A paused server (SIGSTOP) keeps the
+ * worker stuck in a command so that the queue fills; a killed one trips
+ * the circuit breaker.  Callbacks record into `struct done` slots; waits
+ * are bounded and scaled by $STRATA_TEST_TIMEOUT_MULT.
+ */
+#include "config.h"
+
+#include "tier/redis_async.h"
+
+#include <criterion/criterion.h>
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "cache/entry.h"
+#include "cache/key.h"
+#include "core/log.h"
+#include "../helpers/proc.h"
+#include "../helpers/redis_server.h"
+#include "strata/strata.h"
+
+#define HOUR_MS 3600000
+#define MAX_SLOTS 64
+
+static struct redis_server *server;
+static struct strata_redis_async *ra;
+
+/* One lookup's outcome, written by the worker under `done_lock`. */
+struct done {
+	int calls;
+	int rc;
+	struct strata_entry *entry;
+};
+
+static pthread_mutex_t done_lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t done_cond = PTHREAD_COND_INITIALIZER;
+static struct done slots[MAX_SLOTS];
+
+static void setup(void)
+{
+	strata_log_set_level(STRATA_LOG_ERROR);
+	memset(slots, 0, sizeof(slots));
+}
+
+static void teardown(void)
+{
+	size_t i;
+
+	strata_redis_async_stop(&ra);
+	for (i = 0; i < MAX_SLOTS; i++)
+		strata_entry_release(&slots[i].entry);
+	if (server != NULL && redis_server_pid(server) > 0)
+		(void)redis_server_resume(server);
+	redis_server_stop(&server);
+}
+
+TestSuite(redis_async, .init = setup, .fini = teardown, .timeout = 60);
+
+static void lookup_cb(void *arg, int rc, struct strata_entry *entry)
+{
+	struct done *d = arg;
+
+	pthread_mutex_lock(&done_lock);
+	d->calls++;
+	d->rc = rc;
+	if (entry != NULL) {
+		/* A second call would leak the first entry: calls catches it. */
+		strata_entry_release(&d->entry);
+		d->entry = entry;
+	}
+	pthread_cond_broadcast(&done_cond);
+	pthread_mutex_unlock(&done_lock);
+}
+
+static long elapsed_ms(const struct timespec *since)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (now.tv_sec - since->tv_sec) * 1000L +
+	       (now.tv_nsec - since->tv_nsec) / 1000000L;
+}
+
+/* Wait until slots[0..n) with want[i] set have been called; false on
+ * timeout (ms, scaled). */
+static bool wait_done(size_t n, const bool *want, long ms)
+{
+	struct timespec start, ts;
+	bool all = false;
+	size_t i;
+
+	ms = proc_scaled_ms(ms);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	pthread_mutex_lock(&done_lock);
+	for (;;) {
+		all = true;
+		for (i = 0; i < n; i++)
+			if ((want == NULL || want[i]) && slots[i].calls == 0)
+				all = false;
+		if (all || elapsed_ms(&start) >= ms)
+			break;
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10 * 1000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		pthread_cond_timedwait(&done_cond, &done_lock, &ts);
+	}
+	pthread_mutex_unlock(&done_lock);
+	return all;
+}
+
+static void start(size_t queue_limit)
+{
+	char url[256];
+	struct strata_redis_config cfg = {.url = url, .prefix = "t",
+					  .timeout_ms = 1000,
+					  .backoff_min_ms = 50,
+					  .backoff_max_ms = 200};
+
+	server = redis_server_start(NULL);
+	cr_assert_not_null(server, "cannot start redis-server");
+	redis_server_url(server, false, NULL, url, sizeof(url));
+	cr_assert_eq(strata_redis_async_start(&cfg, queue_limit, &ra), 0);
+}
+
+static struct strata_entry *make_entry(const char *text, int64_t now)
+{
+	struct strata_entry_params p = {
+		.key_text = text,
+		.key_len = strlen(text),
+		.route = "r",
+		.status = 200,
+		.created = now,
+		.expires = now + HOUR_MS,
+		.body = "hello async",
+		.body_len = 11,
+	};
+	struct strata_entry *e = NULL;
+
+	cr_assert_eq(strata_entry_new(&p, &e), 0);
+	return e;
+}
+
+static int lookup(const char *text, int64_t now, struct done *d)
+{
+	struct strata_key key;
+
+	strata_key_hash(text, strlen(text), &key);
+	return strata_redis_async_lookup(ra, &key, text, strlen(text), now,
+					 lookup_cb, d);
+}
+
+static enum strata_redis_state state(void)
+{
+	struct strata_redis_async_stats st;
+
+	strata_redis_async_stats(ra, &st);
+	return st.redis.state;
+}
+
+/* Poll until the tier reports `want`, up to `ms` (scaled). */
+static bool wait_state(enum strata_redis_state want, long ms)
+{
+	struct timespec start;
+	struct timespec nap = {.tv_nsec = 10 * 1000000L};
+
+	ms = proc_scaled_ms(ms);
+	clock_gettime(CLOCK_MONOTONIC, &start);
+	while (state() != want) {
+		if (elapsed_ms(&start) >= ms)
+			return false;
+		nanosleep(&nap, NULL);
+	}
+	return true;
+}
+
+Test(redis_async, store_then_lookup_hits_via_callback)
+{
+	int64_t now = strata_wall_ms();
+	struct strata_entry *e;
+	struct strata_redis_async_stats st;
+
+	start(16);
+	e = make_entry("GET /a", now);
+	cr_assert_eq(strata_redis_async_store(ra, e), 0);
+	/* The module holds its own reference: ours may go now. */
+	strata_entry_release(&e);
+	/* One FIFO, one worker: the GET runs after the SET. */
+	cr_assert_eq(lookup("GET /a", now, &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 5000), "lookup callback never ran");
+	cr_assert_eq(slots[0].calls, 1);
+	cr_assert_eq(slots[0].rc, 0);
+	cr_assert_not_null(slots[0].entry);
+	cr_assert_eq(slots[0].entry->key_len, 6);
+	cr_assert_eq(memcmp(slots[0].entry->key_text, "GET /a", 6), 0);
+	cr_assert_eq(slots[0].entry->body_len, 11);
+	cr_assert_eq(memcmp(slots[0].entry->body, "hello async", 11), 0);
+
+	strata_redis_async_stats(ra, &st);
+	cr_assert_eq(st.lookups, 1);
+	cr_assert_eq(st.redis.hits, 1);
+	cr_assert_eq(st.redis.stores, 1);
+	cr_assert_eq(st.dropped, 0);
+	cr_assert_eq(st.queued, 0);
+}
+
+Test(redis_async, del_then_lookup_misses)
+{
+	int64_t now = strata_wall_ms();
+	struct strata_entry *e = make_entry("GET /d", now);
+	struct strata_key key = e->key;
+
+	start(16);
+	cr_assert_eq(strata_redis_async_store(ra, e), 0);
+	strata_entry_release(&e);
+	cr_assert_eq(strata_redis_async_del(ra, &key), 0);
+	cr_assert_eq(lookup("GET /d", now, &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 5000));
+	cr_assert_eq(slots[0].rc, STRATA_EMISS);
+	cr_assert_null(slots[0].entry);
+}
+
+Test(redis_async, absent_key_misses)
+{
+	struct strata_redis_async_stats st;
+
+	start(16);
+	cr_assert_eq(lookup("GET /nothing", strata_wall_ms(), &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 5000));
+	cr_assert_eq(slots[0].calls, 1);
+	cr_assert_eq(slots[0].rc, STRATA_EMISS);
+	cr_assert_null(slots[0].entry);
+	strata_redis_async_stats(ra, &st);
+	cr_assert_eq(st.redis.misses, 1);
+}
+
+Test(redis_async, full_queue_refuses_at_once_and_counts)
+{
+	int64_t now = strata_wall_ms();
+	bool accepted[10] = {false};
+	size_t i, n_refused = 0, n_dropped = 0;
+	struct strata_redis_async_stats st;
+	struct strata_entry *e = make_entry("GET /full", now);
+	struct timespec t0;
+
+	start(2);
+	/* The worker is connected; paused, its first GET blocks. */
+	cr_assert_eq(redis_server_pause(server), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 10; i++) {
+		int rc = lookup("GET /full", now, &slots[i]);
+
+		cr_assert(rc == 0 || rc == STRATA_EUNAVAIL, "rc %d", rc);
+		accepted[i] = rc == 0;
+		n_refused += rc != 0;
+	}
+	for (i = 0; i < 5; i++) {
+		int rc = strata_redis_async_store(ra, e);
+
+		cr_assert(rc == 0 || rc == STRATA_EUNAVAIL, "rc %d", rc);
+		n_dropped += rc != 0;
+	}
+	/* Refusals are immediate, not a wait on Redis (timeout 1 s). */
+	cr_assert_lt(elapsed_ms(&t0), proc_scaled_ms(500));
+	/* queue_limit counts the stuck GET too: two in, the rest out. */
+	cr_assert_eq(n_refused, 8);
+	cr_assert_eq(n_dropped, 5);
+	strata_redis_async_stats(ra, &st);
+	cr_assert_eq(st.refused, n_refused);
+	cr_assert_eq(st.lookups, 10 - n_refused);
+	cr_assert_eq(st.dropped, n_dropped);
+	cr_assert_eq(st.queued, 2);
+	strata_entry_release(&e);
+
+	/* Every accepted lookup completes: the stuck one times out, the
+	 * rest fail fast on the broken tier. */
+	cr_assert(wait_done(10, accepted, 5000));
+	for (i = 0; i < 10; i++) {
+		cr_assert_eq(slots[i].calls, accepted[i] ? 1 : 0);
+		if (accepted[i])
+			cr_assert_eq(slots[i].rc, STRATA_EUNAVAIL);
+	}
+}
+
+Test(redis_async, killed_redis_fails_fast_then_recovers)
+{
+	int64_t now = strata_wall_ms();
+	bool accepted[8] = {false};
+	struct timespec t0;
+	size_t i;
+
+	start(16);
+	cr_assert_eq(redis_server_kill(server), 0);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (i = 0; i < 8; i++) {
+		int rc = lookup("GET /k", now, &slots[i]);
+
+		cr_assert(rc == 0 || rc == STRATA_EUNAVAIL, "rc %d", rc);
+		accepted[i] = rc == 0;
+		if (rc == 0)
+			cr_assert(wait_done(i + 1, accepted, 2000));
+	}
+	for (i = 0; i < 8; i++)
+		if (accepted[i])
+			cr_assert_eq(slots[i].rc, STRATA_EUNAVAIL);
+	/* Connection refused trips the breaker well within the timeout. */
+	cr_assert_lt(elapsed_ms(&t0), proc_scaled_ms(1000));
+	cr_assert_eq(state(), STRATA_REDIS_DOWN);
+	/* Down: refused at once, the callback never runs. */
+	memset(&slots[9], 0, sizeof(slots[9]));
+	cr_assert_eq(lookup("GET /k", now, &slots[9]), STRATA_EUNAVAIL);
+
+	/* Back: the idle worker's PING reconnects without any traffic. */
+	cr_assert_eq(redis_server_restart(server), 0);
+	cr_assert(wait_state(STRATA_REDIS_UP, 3000), "never reconnected");
+	cr_assert_eq(lookup("GET /k", now, &slots[10]), 0);
+	cr_assert(wait_done(11, (bool[11]){[10] = true}, 5000));
+	cr_assert_eq(slots[10].rc, STRATA_EMISS);
+	cr_assert_eq(slots[9].calls, 0);
+}
+
+Test(redis_async, stop_calls_every_queued_lookup_back_once)
+{
+	int64_t now = strata_wall_ms();
+	struct strata_entry *e = make_entry("GET /s", now);
+	size_t i, n_canceled = 0;
+
+	start(100);
+	cr_assert_eq(redis_server_pause(server), 0);
+	for (i = 0; i < 20; i++)
+		cr_assert_eq(lookup("GET /s", now, &slots[i]), 0);
+	for (i = 0; i < 5; i++)
+		cr_assert_eq(strata_redis_async_store(ra, e), 0);
+	cr_assert_eq(strata_redis_async_del(ra, &e->key), 0);
+	strata_entry_release(&e);
+
+	/* Waits for the GET in progress (up to the 1 s timeout), cancels
+	 * the rest and releases the queued entry references. */
+	strata_redis_async_stop(&ra);
+	cr_assert_null(ra);
+	for (i = 0; i < 20; i++) {
+		cr_assert_eq(slots[i].calls, 1, "slot %zu called %d times", i,
+			     slots[i].calls);
+		cr_assert(slots[i].rc == STRATA_ECANCELED ||
+				  slots[i].rc == STRATA_EUNAVAIL,
+			  "slot %zu rc %d", i, slots[i].rc);
+		cr_assert_null(slots[i].entry);
+		n_canceled += slots[i].rc == STRATA_ECANCELED;
+	}
+	/* Only the one taken before stop may have been sent. */
+	cr_assert_geq(n_canceled, 19);
+}
+
+Test(redis_async, stop_of_null_is_harmless)
+{
+	struct strata_redis_async *none = NULL;
+
+	strata_redis_async_stop(&none);
+	strata_redis_async_stop(NULL);
+}
