@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache/entry.h"
 #include "cache/key.h"
@@ -204,7 +205,14 @@ Test(redis_async, store_then_lookup_hits_via_callback)
 	cr_assert_eq(slots[0].entry->body_len, 11);
 	cr_assert_eq(memcmp(slots[0].entry->body, "hello async", 11), 0);
 
-	strata_redis_async_stats(ra, &st);
+	/* `queued` counts an operation until the worker has finished it,
+	 * which is just after its callback returns: wait for that. */
+	for (long waited = 0;; waited += 5) {
+		strata_redis_async_stats(ra, &st);
+		if (st.queued == 0 || waited >= proc_scaled_ms(5000))
+			break;
+		usleep(5 * 1000);
+	}
 	cr_assert_eq(st.lookups, 1);
 	cr_assert_eq(st.redis.hits, 1);
 	cr_assert_eq(st.redis.stores, 1);
