@@ -373,40 +373,42 @@ int strata_redis_async_lookup(struct strata_redis_async *ra,
 	return rc;
 }
 
-int strata_redis_async_store(struct strata_redis_async *ra,
-			     struct strata_entry *entry)
+/* Queue a write built from `proto`; a refused write is dropped, counted. */
+static int enqueue_write(struct strata_redis_async *ra, const struct op *proto)
 {
 	struct op *op;
 	int rc;
 
 	STRATA_ASSERT(ra != NULL && ra->magic == REDIS_ASYNC_MAGIC);
-	STRATA_ASSERT(entry != NULL);
 	op = malloc(sizeof(*op));
 	if (op == NULL)
 		return -ENOMEM;
-	*op = (struct op){.kind = OP_SET, .entry = strata_entry_ref(entry)};
-	rc = enqueue(ra, op);
+	*op = *proto;
+	rc = enqueue(ra, op); /* frees the op (and its entry) when refused */
 	if (rc != 0)
 		count(&ra->dropped);
+	return rc;
+}
+
+int strata_redis_async_store(struct strata_redis_async *ra,
+			     struct strata_entry *entry)
+{
+	struct op proto = { .kind = OP_SET };
+	int rc;
+
+	STRATA_ASSERT(entry != NULL);
+	proto.entry = strata_entry_ref(entry);
+	rc = enqueue_write(ra, &proto);
+	if (rc == -ENOMEM)
+		strata_entry_release(&proto.entry);
 	return rc;
 }
 
 int strata_redis_async_del(struct strata_redis_async *ra,
 			   const struct strata_key *key)
 {
-	struct op *op;
-	int rc;
-
-	STRATA_ASSERT(ra != NULL && ra->magic == REDIS_ASYNC_MAGIC);
 	STRATA_ASSERT(key != NULL);
-	op = malloc(sizeof(*op));
-	if (op == NULL)
-		return -ENOMEM;
-	*op = (struct op){.kind = OP_DEL, .key = *key};
-	rc = enqueue(ra, op);
-	if (rc != 0)
-		count(&ra->dropped);
-	return rc;
+	return enqueue_write(ra, &(struct op){ .kind = OP_DEL, .key = *key });
 }
 
 void strata_redis_async_stats(struct strata_redis_async *ra,
