@@ -127,6 +127,30 @@ struct strata_config {
 			int on_corrupt;    /* STRATA_CONFIG_DISK_CORRUPT_*,
 					      default MOVE */
 		} disk;                    /* tier 2 (LMDB) */
+		struct {
+			char *url;         /* NULL (default): tier off;
+					      redis://[[user]:pass@]host[:port][/db]
+					      or unix:///path[?db=N] */
+			char *prefix;      /* key namespace; default "strata" */
+			uint64_t timeout_ms;   /* connect and per command;
+						  default 50ms */
+			unsigned pool;     /* connections (worker threads);
+					      default 8 */
+			uint64_t lock_ttl_ms;  /* fleet fill lock; default 30s */
+			uint64_t lock_wait_ms; /* wait for another instance's
+						  fill; 0 (default): the
+						  upstream timeout */
+			uint64_t purge_log;    /* purge stream length kept
+						  (XADD MAXLEN ~); default
+						  100000 */
+			uint64_t queue;        /* operations queued before
+						  writes are dropped and
+						  lookups refused; default
+						  8192 */
+		} redis;                   /* tier 3 (shared) */
+		char *tags_header;         /* response header whose space-
+					      separated values tag the entry;
+					      default "Surrogate-Key"; "" off */
 	} cache;
 
 	struct strata_route_config *routes;

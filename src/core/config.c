@@ -12,7 +12,9 @@
  *
  * A section with an `enabled` key may also be written as a boolean scalar:
  * `disk: off` means cache.disk.enabled: false, in the file and in
- * `--set cache.disk=off`.
+ * `--set cache.disk=off`.  A section whose tier is on when its `url` is
+ * set (cache.redis) takes only `off`, which unsets the URL: there is no
+ * `on` without a URL to turn on.
  *
  * Errors are one line: "<source>: <key>: <problem> (<fix>)", where the
  * source is "file:line", "environment STRATA_X" or a command-line flag.
@@ -47,6 +49,7 @@
 #include "core/units.h"
 #include "strata/strata.h"
 #include "tier/disk.h"
+#include "tier/redis.h"
 
 extern char **environ;
 
@@ -62,6 +65,12 @@ enum opt_type {
 	OPT_HOSTPORT,  /* char *, host:port */
 	OPT_PATH,      /* char *, a file system path; never empty */
 	OPT_ENUM,      /* int, the index of a name in opt->choices */
+	OPT_COUNT,     /* uint64_t, a plain number of things */
+	OPT_REDIS_URL, /* char *, redis:// or unix://; empty unsets it (NULL:
+			  the tier is off) */
+	OPT_PREFIX,    /* char *, a Redis key prefix; never empty */
+	OPT_HEADER,    /* char *, an HTTP field name, or "" for none (kept as
+			  "", not NULL) */
 };
 
 /* The names an OPT_ENUM accepts; a name's index is the value stored. */
@@ -124,6 +133,8 @@ struct option {
  *                                                     out of `ps`)
  *   STRATA_MEMORY            cache.memory            --memory
  *   STRATA_MAX_OBJECT_SIZE   cache.max_object_size   --max-object-size
+ *   STRATA_REDIS_URL         cache.redis.url         (no flag: the URL
+ *                                                     may hold a password)
  *   STRATA_ROUTES            routes, "PATH=TTL,..."  --route PATH=TTL
  *
  * STRATA_ROUTES replaces every route from lower layers.  Any other
@@ -174,6 +185,26 @@ static const struct option options[] = {
 	  "move", NULL, &disk_on_corrupt },
 	{ "cache.disk.enabled", OPT_BOOL, OFF(cache.disk.enabled), 0, 0,
 	  "true", NULL, NULL },
+	/* Unset by default: the shared tier is opt-in. */
+	{ "cache.redis.url", OPT_REDIS_URL, OFF(cache.redis.url), 0, 0, NULL,
+	  "STRATA_REDIS_URL", NULL },
+	{ "cache.redis.prefix", OPT_PREFIX, OFF(cache.redis.prefix), 0, 0,
+	  "strata", NULL, NULL },
+	{ "cache.redis.timeout", OPT_DURATION, OFF(cache.redis.timeout_ms), 1,
+	  1 * MINUTE, "50ms", NULL, NULL },
+	{ "cache.redis.pool", OPT_UINT, OFF(cache.redis.pool), 1, 64, "8",
+	  NULL, NULL },
+	{ "cache.redis.lock_ttl", OPT_DURATION, OFF(cache.redis.lock_ttl_ms),
+	  100, 1 * HOUR, "30s", NULL, NULL },
+	/* 0: wait as long as upstream.timeout (the server resolves it). */
+	{ "cache.redis.lock_wait", OPT_DURATION, OFF(cache.redis.lock_wait_ms),
+	  0, 1 * HOUR, "0", NULL, NULL },
+	{ "cache.redis.purge_log", OPT_COUNT, OFF(cache.redis.purge_log), 100,
+	  100000000, "100000", NULL, NULL },
+	{ "cache.redis.queue", OPT_COUNT, OFF(cache.redis.queue), 16, 1048576,
+	  "8192", NULL, NULL },
+	{ "cache.tags_header", OPT_HEADER, OFF(cache.tags_header), 0, 0,
+	  "Surrogate-Key", NULL, NULL },
 };
 
 #define N_OPTIONS (sizeof(options) / sizeof(options[0]))
@@ -206,7 +237,9 @@ static void *option_ptr(struct strata_config *cfg, const struct option *opt)
 static bool option_is_text(const struct option *opt)
 {
 	return opt->type == OPT_STRING || opt->type == OPT_URL ||
-	       opt->type == OPT_HOSTPORT || opt->type == OPT_PATH;
+	       opt->type == OPT_HOSTPORT || opt->type == OPT_PATH ||
+	       opt->type == OPT_REDIS_URL || opt->type == OPT_PREFIX ||
+	       opt->type == OPT_HEADER;
 }
 
 /* "none, meta or full" */
@@ -238,6 +271,26 @@ static int choice_index(const struct choices *c, const char *text)
 static bool is_blank(char c)
 {
 	return c == ' ' || c == '\t' || c == '\n' || c == '\r';
+}
+
+/* An HTTP field name is a non-empty RFC 9110 token. */
+static bool is_header_name(const char *text)
+{
+	static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
+				    "abcdefghijklmnopqrstuvwxyz"
+				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
+
+	return text[0] && strspn(text, tchar) == strlen(text);
+}
+
+/* Whether a one-line message may quote `text`: no control bytes. */
+static bool is_printable(const char *text)
+{
+	for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+		if (*p < ' ' || *p == 0x7f)
+			return false;
+	}
+	return true;
 }
 
 static char *strdup_printf(const char *fmt, ...)
@@ -796,6 +849,136 @@ bad_host:
 }
 
 /*
+ * Copy a Redis URL for a message with its credentials masked: everything
+ * between the user name's ':' and the last '@' becomes "***", and a user
+ * part without a ':' (a password written without one) is masked whole.
+ * The last '@' rather than the first, so that a password holding '@' or
+ * '/' is masked whole too, and a URL without a scheme is masked as well.
+ * unix:// URLs carry no credentials and are copied as they are.
+ */
+static void mask_redis_url(const char *url, char *buf, size_t len)
+{
+	const char *scheme = strstr(url, "://");
+	const char *auth = scheme ? scheme + 3 : url;
+	const char *at = strrchr(auth, '@');
+	const char *colon;
+
+	if (!at || strncmp(url, "unix://", 7) == 0) {
+		snprintf(buf, len, "%s", url);
+		return;
+	}
+	colon = memchr(auth, ':', (size_t)(at - auth));
+	snprintf(buf, len, "%.*s%.*s:***%s", (int)(auth - url), url,
+		 colon ? (int)(colon - auth) : 0, auth, at);
+}
+
+/*
+ * cache.redis.url, checked by the Redis tier's own parser so that the
+ * server can never refuse at start-up a URL the configuration accepted.
+ * That parser masks the password in its messages, but only where its
+ * grammar finds one: a URL without a scheme, credentials without a ':',
+ * or a password holding '/' or '@' would be quoted as written.  Those are
+ * refused here first, quoting the URL through mask_redis_url(), so no
+ * message ever shows a password.
+ */
+static int check_redis_url(const char *text, char *why, size_t whylen)
+{
+	const char *forms = "use redis://[[user]:password@]host[:port][/db] "
+			    "or unix:///path/to.sock[?db=N]";
+	const char *scheme = strstr(text, "://");
+	const char *auth = scheme ? scheme + 3 : text;
+	const char *at = strrchr(auth, '@');
+	bool is_unix = strncmp(text, "unix://", 7) == 0;
+	struct strata_redis_url url;
+	char masked[320];
+
+	mask_redis_url(text, masked, sizeof(masked));
+	for (const char *p = text; *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			snprintf(why, whylen, "redis URL \"%s\" contains "
+				 "spaces or control characters (remove them; "
+				 "%s)", is_printable(masked) ? masked : "...",
+				 forms);
+			return -EINVAL;
+		}
+	}
+	if (!is_unix && at && !scheme) {
+		snprintf(why, whylen, "redis URL \"%s\" has no scheme (%s)",
+			 masked, forms);
+		return -EINVAL;
+	}
+	if (!is_unix && at &&
+	    (memchr(auth, '/', (size_t)(at - auth)) ||
+	     memchr(auth, '@', (size_t)(at - auth)))) {
+		snprintf(why, whylen, "redis URL \"%s\": the user name or "
+			 "password contains '/' or '@', which a URL cannot "
+			 "carry here (there is no percent-decoding: choose a "
+			 "password without them)", masked);
+		return -EINVAL;
+	}
+	if (!is_unix && at && !memchr(auth, ':', (size_t)(at - auth))) {
+		snprintf(why, whylen, "redis URL \"%s\": credentials need a "
+			 "':' before the password, as in redis://:password@host "
+			 "(%s)", masked, forms);
+		return -EINVAL;
+	}
+	if (strata_redis_url_parse(text, &url, why, whylen) < 0)
+		return -EINVAL;
+	return 0;
+}
+
+/* Longest prefix the Redis tier takes (redis.c's PREFIX_MAX). */
+#define REDIS_PREFIX_MAX 128
+
+/*
+ * cache.redis.prefix: one word that starts every key, so that several
+ * fleets (or a staging and a production) can share one Redis.
+ */
+static int check_prefix(const char *text, char *why, size_t whylen)
+{
+	size_t len = strlen(text);
+
+	if (len == 0) {
+		snprintf(why, whylen, "is empty (use e.g. strata, or one name "
+			 "per fleet sharing the Redis, e.g. strata-eu)");
+		return -EINVAL;
+	}
+	if (len > REDIS_PREFIX_MAX) {
+		snprintf(why, whylen, "is %zu bytes long (use at most %d, "
+			 "e.g. strata-eu)", len, REDIS_PREFIX_MAX);
+		return -EINVAL;
+	}
+	for (const char *p = text; *p; p++) {
+		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
+			if (is_printable(text))
+				snprintf(why, whylen, "\"%s\" contains a space "
+					 "(use one word, e.g. strata-eu)", text);
+			else
+				snprintf(why, whylen, "contains a control "
+					 "character (use one word, e.g. "
+					 "strata-eu)");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
+/* cache.tags_header: a header name, or "" for no tags. */
+static int check_header(const char *text, char *why, size_t whylen)
+{
+	if (!text[0] || is_header_name(text))
+		return 0;
+	if (is_printable(text))
+		snprintf(why, whylen, "\"%s\" is not a header name (use e.g. "
+			 "Surrogate-Key, or \"\" for no tags)", text);
+	else
+		snprintf(why, whylen, "contains a control character, so it is "
+			 "not a header name (use e.g. Surrogate-Key, or \"\" "
+			 "for no tags)");
+	return -EINVAL;
+}
+
+/*
  * Parse `text` as `opt` says.  On success fills *val (val->text is a new
  * string for the text types); on failure writes "problem (fix)" to why.
  */
@@ -809,6 +992,7 @@ static int parse_value(const struct option *opt, const char *text,
 	case OPT_UINT:
 	case OPT_SIZE:
 	case OPT_DURATION:
+	case OPT_COUNT:
 		return number_value(opt, text, &val->number, why, whylen);
 	case OPT_BOOL:
 		if (parse_bool(text, &val->flag) < 0) {
@@ -826,6 +1010,17 @@ static int parse_value(const struct option *opt, const char *text,
 	case OPT_STRING:
 		if (!text[0])
 			return 0;  /* empty: unset */
+		break;
+	case OPT_REDIS_URL:
+		if (!text[0])
+			return 0;  /* empty: unset, the tier is off */
+		rc = check_redis_url(text, why, whylen);
+		break;
+	case OPT_PREFIX:
+		rc = check_prefix(text, why, whylen);
+		break;
+	case OPT_HEADER:
+		rc = check_header(text, why, whylen);  /* "" is kept */
 		break;
 	case OPT_PATH:
 		/* The only path is the disk tier's: say how to turn it off. */
@@ -872,6 +1067,7 @@ static void store_value(struct strata_config *cfg, const struct option *opt,
 		break;
 	case OPT_SIZE:
 	case OPT_DURATION:
+	case OPT_COUNT:
 		*(uint64_t *)ptr = val->number;
 		break;
 	case OPT_BOOL:
@@ -884,6 +1080,9 @@ static void store_value(struct strata_config *cfg, const struct option *opt,
 	case OPT_URL:
 	case OPT_HOSTPORT:
 	case OPT_PATH:
+	case OPT_REDIS_URL:
+	case OPT_PREFIX:
+	case OPT_HEADER:
 		free(*(char **)ptr);
 		*(char **)ptr = val->text;
 		val->text = NULL;
@@ -978,16 +1177,6 @@ static unsigned config_method_bit(const char *text)
 	if (strata_method_bit(upper) == STRATA_METHOD_OTHER)
 		return 0;
 	return strata_method_bit(upper);
-}
-
-/* An HTTP field name is a non-empty RFC 9110 token. */
-static bool is_header_name(const char *text)
-{
-	static const char tchar[] = "!#$%&'*+-.^_`|~0123456789"
-				    "abcdefghijklmnopqrstuvwxyz"
-				    "ABCDEFGHIJKLMNOPQRSTUVWXYZ";
-
-	return text[0] && strspn(text, tchar) == strlen(text);
 }
 
 int strata_config_add_route(struct strata_config *cfg, const char *spec,
@@ -1722,7 +1911,14 @@ static const char *type_name(const struct option *opt, char *buf, size_t len)
 	case OPT_PATH:
 		return "a directory (e.g. /var/lib/strata)";
 	case OPT_UINT:
+	case OPT_COUNT:
 		return "a whole number";
+	case OPT_REDIS_URL:
+		return "a Redis URL (e.g. redis://127.0.0.1:6379)";
+	case OPT_PREFIX:
+		return "a key prefix (e.g. strata)";
+	case OPT_HEADER:
+		return "a header name (e.g. Surrogate-Key)";
 	case OPT_SIZE:
 		return "a size (e.g. 256MiB)";
 	case OPT_DURATION:
@@ -1762,8 +1958,10 @@ static int load_mapping(struct loader *ld, struct fy_node *node,
 			const char *prefix);
 
 /*
- * The `enabled` switch of the section `prefix` ("cache.disk."), which
- * lets the section be written as a boolean; NULL when it has none.
+ * The switch of the section `prefix` ("cache.disk."), which lets the
+ * section be written as a scalar: its boolean `enabled` key, or else its
+ * Redis `url`, which `off` unsets (see url_switch()).  NULL when it has
+ * neither.
  */
 static const struct option *section_switch(const char *prefix)
 {
@@ -1772,10 +1970,38 @@ static const struct option *section_switch(const char *prefix)
 
 	snprintf(key, sizeof(key), "%senabled", prefix);
 	opt = find_option(key);
-	return opt && opt->type == OPT_BOOL ? opt : NULL;
+	if (opt && opt->type == OPT_BOOL)
+		return opt;
+	snprintf(key, sizeof(key), "%surl", prefix);
+	opt = find_option(key);
+	return opt && opt->type == OPT_REDIS_URL ? opt : NULL;
 }
 
-/* `disk: off`, `disk: on`: the section's switch, other keys untouched. */
+/*
+ * `redis: off`, `--set cache.redis=off`: unset the section's URL, which
+ * turns the tier off.  There is no `on`: the URL is what turns it on.
+ * The value is not quoted back, since it may be a URL with a password.
+ */
+static int url_switch(struct strata_config *cfg, const struct option *opt,
+		      const char *text, char *why, size_t whylen)
+{
+	char **url = option_ptr(cfg, opt);
+	bool on;
+
+	if (parse_bool(text, &on) < 0 || on) {
+		snprintf(why, whylen, "takes only off here (to turn the tier "
+			 "on, set %s, e.g. redis://127.0.0.1:6379)", opt->key);
+		return -EINVAL;
+	}
+	free(*url);
+	*url = NULL;
+	return 0;
+}
+
+/*
+ * `disk: off`, `disk: on`, `redis: off`: the section's switch, other keys
+ * untouched.
+ */
 static int load_switch(struct loader *ld, const struct option *opt,
 		       const char *prefix, struct fy_node *value, int line)
 {
@@ -1793,7 +2019,12 @@ static int load_switch(struct loader *ld, const struct option *opt,
 	rc = scalar_value(ld, value, line, "on, off or a mapping", &text);
 	if (rc < 0)
 		return rc;
-	if (parse_bool(text, &on) < 0)
+	if (opt->type == OPT_REDIS_URL) {
+		char why[STRATA_CONFIG_ERRLEN / 2];
+
+		if (url_switch(ld->cfg, opt, text, why, sizeof(why)) < 0)
+			rc = fail(ld, line, "%s", why);
+	} else if (parse_bool(text, &on) < 0)
 		rc = fail(ld, line, "\"%s\" is neither on nor off (write off, "
 			  "on, or a mapping of keys: %s)", text, keys);
 	else
@@ -2066,6 +2297,15 @@ int strata_config_set(struct strata_config *cfg, const char *key,
 
 		snprintf(prefix, sizeof(prefix), "%s.", key);
 		opt = section_switch(prefix);   /* --set cache.disk=off */
+		if (opt && opt->type == OPT_REDIS_URL) {
+			char why[STRATA_CONFIG_ERRLEN / 2];
+
+			if (url_switch(cfg, opt, value ? value : "", why,
+				       sizeof(why)) == 0)
+				return 0;
+			snprintf(err, errlen, "%s: %s", source, why);
+			return STRATA_ECONFIG;
+		}
 	}
 	if (opt)
 		return set_option(cfg, opt, value ? value : "", source, err,
@@ -2291,6 +2531,7 @@ static int check_stored(struct strata_config *cfg, const struct option *opt,
 	case OPT_UINT:
 	case OPT_SIZE:
 	case OPT_DURATION:
+	case OPT_COUNT:
 		n = opt->type == OPT_UINT ? *(unsigned *)ptr
 					  : *(uint64_t *)ptr;
 		if (n >= opt->min && n <= opt->max)
@@ -2308,6 +2549,26 @@ static int check_stored(struct strata_config *cfg, const struct option *opt,
 		}
 		if ((opt->type == OPT_URL ? check_url(text, why, whylen)
 					  : check_hostport(text, why, whylen)) < 0)
+			return STRATA_ECONFIG;
+		return 0;
+	case OPT_REDIS_URL:
+		/* NULL or "": the tier is off (finish makes "" NULL). */
+		text = *(char **)ptr;
+		if (text && text[0] && check_redis_url(text, why, whylen) < 0)
+			return STRATA_ECONFIG;
+		return 0;
+	case OPT_PREFIX:
+		text = *(char **)ptr;
+		if (!text) {
+			snprintf(why, whylen, "is not set (set it, e.g. %s)",
+				 opt->def);
+			return STRATA_ECONFIG;
+		}
+		return check_prefix(text, why, whylen) < 0 ? STRATA_ECONFIG : 0;
+	case OPT_HEADER:
+		/* NULL: no tags, like "" (finish makes it ""). */
+		text = *(char **)ptr;
+		if (text && check_header(text, why, whylen) < 0)
 			return STRATA_ECONFIG;
 		return 0;
 	case OPT_BOOL:
@@ -2347,6 +2608,18 @@ int strata_config_finish(struct strata_config *cfg, char *err, size_t errlen)
 	if (cfg->admin.token && !cfg->admin.token[0]) {
 		free(cfg->admin.token);
 		cfg->admin.token = NULL;
+	}
+	/* One spelling each for "off": a NULL URL, an empty tags header. */
+	if (cfg->cache.redis.url && !cfg->cache.redis.url[0]) {
+		free(cfg->cache.redis.url);
+		cfg->cache.redis.url = NULL;
+	}
+	if (!cfg->cache.tags_header) {
+		cfg->cache.tags_header = strdup("");
+		if (!cfg->cache.tags_header) {
+			snprintf(err, errlen, "cache.tags_header: out of memory");
+			return -ENOMEM;
+		}
 	}
 	if (!cfg->admin.token && !is_loopback(cfg->admin.listen)) {
 		snprintf(err, errlen, "admin.listen %s is not loopback: set "

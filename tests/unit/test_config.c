@@ -114,6 +114,15 @@ Test(config, defaults)
 	cr_expect_eq(cfg->cache.disk.sync, STRATA_CONFIG_DISK_SYNC_META);
 	cr_expect_eq(cfg->cache.disk.on_corrupt,
 		     STRATA_CONFIG_DISK_CORRUPT_MOVE);
+	cr_expect_null(cfg->cache.redis.url, "the shared tier is opt-in");
+	cr_expect_str_eq(cfg->cache.redis.prefix, "strata");
+	cr_expect_eq(cfg->cache.redis.timeout_ms, 50);
+	cr_expect_eq(cfg->cache.redis.pool, 8);
+	cr_expect_eq(cfg->cache.redis.lock_ttl_ms, 30000);
+	cr_expect_eq(cfg->cache.redis.lock_wait_ms, 0);
+	cr_expect_eq(cfg->cache.redis.purge_log, 100000);
+	cr_expect_eq(cfg->cache.redis.queue, 8192);
+	cr_expect_str_eq(cfg->cache.tags_header, "Surrogate-Key");
 	cr_expect_null(cfg->routes);
 	cr_expect_eq(cfg->n_routes, 0);
 	cr_expect_null(cfg->file);
@@ -1184,6 +1193,435 @@ Test(config, finish_rechecks_disk_fields)
 	expect_has(err, "cache.disk.path: is not set");
 	cfg->cache.disk.path = strdup("/tmp/x");
 	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+}
+
+/* --- the shared tier (cache.redis) and tags ------------------------------- */
+
+/* Every key of the section; line numbers below refer to it. */
+static const char redis_example[] =
+	"cache:\n"                                              /* 1 */
+	"  tags_header: X-Cache-Tags\n"                         /* 2 */
+	"  redis:\n"                                            /* 3 */
+	"    url: redis://app:s3cret@10.0.0.5:6380/2\n"         /* 4 */
+	"    prefix: strata-eu\n"                               /* 5 */
+	"    timeout: 200ms\n"                                  /* 6 */
+	"    pool: 16\n"                                        /* 7 */
+	"    lock_ttl: 10s\n"                                   /* 8 */
+	"    lock_wait: 2s\n"                                   /* 9 */
+	"    purge_log: 5000\n"                                 /* 10 */
+	"    queue: 1024\n";                                    /* 11 */
+
+Test(config, redis_keys)
+{
+	struct strata_config *cfg = load_ok(redis_example);
+
+	cr_expect_str_eq(cfg->cache.redis.url,
+			 "redis://app:s3cret@10.0.0.5:6380/2");
+	cr_expect_str_eq(cfg->cache.redis.prefix, "strata-eu");
+	cr_expect_eq(cfg->cache.redis.timeout_ms, 200);
+	cr_expect_eq(cfg->cache.redis.pool, 16);
+	cr_expect_eq(cfg->cache.redis.lock_ttl_ms, 10000);
+	cr_expect_eq(cfg->cache.redis.lock_wait_ms, 2000);
+	cr_expect_eq(cfg->cache.redis.purge_log, 5000);
+	cr_expect_eq(cfg->cache.redis.queue, 1024);
+	cr_expect_str_eq(cfg->cache.tags_header, "X-Cache-Tags");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+
+	cfg = load_ok("cache:\n  redis:\n    url: unix:///run/redis.sock?db=3\n");
+	cr_expect_str_eq(cfg->cache.redis.url, "unix:///run/redis.sock?db=3");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+
+	cfg = load_ok("cache:\n  redis:\n    url: \"\"\n");
+	cr_expect_null(cfg->cache.redis.url, "an empty URL is off");
+	strata_config_free(&cfg);
+}
+
+Test(config, redis_bounds_are_accepted)
+{
+	struct strata_config *cfg = load_ok("cache:\n"
+					    "  redis:\n"
+					    "    timeout: 1ms\n"
+					    "    pool: 1\n"
+					    "    lock_ttl: 100ms\n"
+					    "    lock_wait: 0\n"
+					    "    purge_log: 100\n"
+					    "    queue: 16\n");
+
+	cr_expect_eq(cfg->cache.redis.timeout_ms, 1);
+	cr_expect_eq(cfg->cache.redis.pool, 1);
+	cr_expect_eq(cfg->cache.redis.lock_ttl_ms, 100);
+	cr_expect_eq(cfg->cache.redis.lock_wait_ms, 0);
+	cr_expect_eq(cfg->cache.redis.purge_log, 100);
+	cr_expect_eq(cfg->cache.redis.queue, 16);
+	strata_config_free(&cfg);
+	cfg = load_ok("cache:\n"
+		      "  redis:\n"
+		      "    timeout: 60s\n"
+		      "    pool: 64\n"
+		      "    lock_ttl: 1h\n"
+		      "    lock_wait: 1h\n"
+		      "    purge_log: 100000000\n"
+		      "    queue: 1048576\n");
+	cr_expect_eq(cfg->cache.redis.timeout_ms, 60000);
+	cr_expect_eq(cfg->cache.redis.pool, 64);
+	cr_expect_eq(cfg->cache.redis.lock_ttl_ms, 3600000);
+	cr_expect_eq(cfg->cache.redis.lock_wait_ms, 3600000);
+	cr_expect_eq(cfg->cache.redis.purge_log, 100000000);
+	cr_expect_eq(cfg->cache.redis.queue, 1048576);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+}
+
+Test(config, redis_set_overrides_file)
+{
+	struct strata_config *cfg = load_ok(redis_example);
+	static const char *const keys[][2] = {
+		{ "cache.redis.url", "redis://127.0.0.1:7000" },
+		{ "cache.redis.prefix", "staging" },
+		{ "cache.redis.timeout", "1s" },
+		{ "cache.redis.pool", "4" },
+		{ "cache.redis.lock_ttl", "5m" },
+		{ "cache.redis.lock_wait", "0" },
+		{ "cache.redis.purge_log", "250000" },
+		{ "cache.redis.queue", "65536" },
+		{ "cache.tags_header", "xkey" },
+	};
+
+	for (size_t i = 0; i < sizeof(keys) / sizeof(keys[0]); i++)
+		cr_assert_eq(strata_config_set(cfg, keys[i][0], keys[i][1],
+					       "--set", err, sizeof(err)), 0,
+			     "%s: %s", keys[i][0], err);
+	cr_expect_str_eq(cfg->cache.redis.url, "redis://127.0.0.1:7000");
+	cr_expect_str_eq(cfg->cache.redis.prefix, "staging");
+	cr_expect_eq(cfg->cache.redis.timeout_ms, 1000);
+	cr_expect_eq(cfg->cache.redis.pool, 4);
+	cr_expect_eq(cfg->cache.redis.lock_ttl_ms, 300000);
+	cr_expect_eq(cfg->cache.redis.lock_wait_ms, 0);
+	cr_expect_eq(cfg->cache.redis.purge_log, 250000);
+	cr_expect_eq(cfg->cache.redis.queue, 65536);
+	cr_expect_str_eq(cfg->cache.tags_header, "xkey");
+
+	cr_expect_eq(strata_config_set(cfg, "cache.redis.pool", "65", "--set",
+				       err, sizeof(err)), STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--set: 65 is out of range (use 1 to 64)");
+	cr_expect_eq(cfg->cache.redis.pool, 4, "a rejected value changes "
+		     "nothing");
+	cr_expect_eq(strata_config_set(cfg, "cache.redis.timeout", "2m",
+				       "--set", err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "--set: 2m is out of range (use 1ms to ");
+	cr_expect_eq(strata_config_set(cfg, "cache.redis.pol", "4", "--set",
+				       err, sizeof(err)), STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--set: unknown key \"cache.redis.pol\" (did you "
+			 "mean \"cache.redis.pool\"?)");
+	strata_config_free(&cfg);
+}
+
+Test(config, redis_env_overrides_file)
+{
+	char *envp[] = {
+		"STRATA_REDIS_URL=redis://:pw@10.1.1.1:6379",
+		"STRATA_CACHE_REDIS_TIMEOUT=75ms",
+		"STRATA_CACHE_REDIS_PREFIX=from-env",
+		"STRATA_CACHE_REDIS_QUEUE=4096",
+		"STRATA_CACHE_TAGS_HEADER=Cache-Tag",
+		NULL,
+	};
+	char *both[] = {
+		"STRATA_CACHE_REDIS_URL=redis://generic:6379",
+		"STRATA_REDIS_URL=redis://short:6379",
+		NULL,
+	};
+	char *generic[] = { "STRATA_CACHE_REDIS_URL=redis://generic:6379",
+			    NULL };
+	char *off[] = { "STRATA_REDIS_URL=", NULL };
+	struct strata_config *cfg = load_ok(redis_example);
+
+	cr_assert_eq(strata_config_apply_env(cfg, envp, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_str_eq(cfg->cache.redis.url, "redis://:pw@10.1.1.1:6379");
+	cr_expect_eq(cfg->cache.redis.timeout_ms, 75);
+	cr_expect_str_eq(cfg->cache.redis.prefix, "from-env");
+	cr_expect_eq(cfg->cache.redis.queue, 4096);
+	cr_expect_str_eq(cfg->cache.tags_header, "Cache-Tag");
+	cr_expect_eq(cfg->cache.redis.pool, 16, "the file's, untouched");
+	cr_assert_eq(strata_config_apply_env(cfg, both, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_str_eq(cfg->cache.redis.url, "redis://short:6379",
+			 "the short name wins");
+	cr_assert_eq(strata_config_apply_env(cfg, generic, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_str_eq(cfg->cache.redis.url, "redis://generic:6379");
+	cr_assert_eq(strata_config_apply_env(cfg, off, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_null(cfg->cache.redis.url, "an empty URL turns the tier off");
+	strata_config_free(&cfg);
+}
+
+Test(config, redis_env_errors_name_variable)
+{
+	char *timeout[] = { "STRATA_CACHE_REDIS_TIMEOUT=0", NULL };
+	char *url[] = { "STRATA_REDIS_URL=redis://:hunter2@cache:0", NULL };
+	struct strata_config *cfg = fresh();
+
+	cr_expect_eq(strata_config_apply_env(cfg, timeout, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "environment STRATA_CACHE_REDIS_TIMEOUT: 0 is out of "
+		   "range (use 1ms to ");
+	cr_expect_eq(strata_config_apply_env(cfg, url, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "environment STRATA_REDIS_URL: ");
+	expect_has(err, "redis://:***@cache:0");
+	cr_expect_null(strstr(err, "hunter2"), "password shown: %s", err);
+	strata_config_free(&cfg);
+}
+
+Test(config, redis_bad_url_names_line_key_and_hides_password)
+{
+	static const char *const bad[] = {
+		"redis://:hunter2@cache:99999",       /* bad port */
+		"redis://app:hunter2@cache/db0",      /* bad database */
+		"redis://:hunter2@",                  /* no host */
+		"http://:hunter2@cache:6379",         /* wrong scheme */
+		"rediss://:hunter2@cache:6379",       /* TLS */
+		"hunter2@cache:6379",                 /* no scheme */
+		":hunter2@cache:6379",                /* no scheme */
+		"redis://hunter2@cache:6379",         /* no ':' */
+		"redis://:hun/ter2@cache:6379",       /* '/' in the password */
+		"redis://:hun@ter2@cache:6379",       /* '@' in the password */
+		"redis://:hunter2@cache:6379/0 x",    /* a space */
+	};
+	char yaml[256];
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		const char *msg;
+
+		snprintf(yaml, sizeof(yaml), "cache:\n  redis:\n    url: "
+			 "\"%s\"\n", bad[i]);
+		msg = load_err(yaml);
+		cr_expect(strncmp(msg, "strata.yaml:3: cache.redis.url: ",
+				  32) == 0, "%s: %s", bad[i], msg);
+		cr_expect_null(strstr(msg, "hunter2"), "password shown: %s",
+			       msg);
+		cr_expect_null(strstr(msg, "hun"), "part of the password "
+			       "shown: %s", msg);
+		cr_expect(strstr(msg, "(") != NULL, "no fix: %s", msg);
+	}
+	expect_has(load_err("cache:\n  redis:\n    url: redis://:pw@cache:0\n"),
+		   "redis URL \"redis://:***@cache:0\"");
+	expect_has(load_err("cache:\n  redis:\n    url: redis://cache:6379/x\n"),
+		   "redis URL \"redis://cache:6379/x\"");
+	expect_has(load_err("cache:\n  redis:\n    url: [redis]\n"),
+		   "strata.yaml:3: cache.redis.url: expected a Redis URL");
+}
+
+Test(config, redis_bad_url_from_set_hides_password)
+{
+	struct strata_config *cfg = fresh();
+
+	cr_expect_eq(strata_config_set(cfg, "cache.redis.url",
+				       "redis://u:hunter2@cache:x", "--set",
+				       err, sizeof(err)), STRATA_ECONFIG);
+	expect_has(err, "--set: redis URL \"redis://u:***@cache:x\"");
+	cr_expect_null(strstr(err, "hunter2"), "%s", err);
+	cr_expect_null(cfg->cache.redis.url, "a rejected value changes nothing");
+	strata_config_free(&cfg);
+}
+
+Test(config, redis_out_of_range)
+{
+	cr_expect_str_eq(load_err("cache:\n  redis:\n    pool: 0\n"),
+			 "strata.yaml:3: cache.redis.pool: 0 is out of range "
+			 "(use 1 to 64)");
+	expect_has(load_err("cache:\n  redis:\n    pool: 65\n"),
+		   "strata.yaml:3: cache.redis.pool: 65 is out of range");
+	expect_has(load_err("cache:\n  redis:\n    pool: many\n"),
+		   "cache.redis.pool: \"many\" is not a whole number");
+	expect_has(load_err("cache:\n  redis:\n    timeout: 0ms\n"),
+		   "strata.yaml:3: cache.redis.timeout: 0ms is out of range "
+		   "(use 1ms to ");
+	expect_has(load_err("cache:\n  redis:\n    timeout: 61s\n"),
+		   "cache.redis.timeout: 61s is out of range");
+	expect_has(load_err("cache:\n  redis:\n    timeout: 1.5s\n"),
+		   "cache.redis.timeout: \"1.5s\" is not a duration (use "
+		   "1500ms)");
+	expect_has(load_err("cache:\n  redis:\n    lock_ttl: 99ms\n"),
+		   "cache.redis.lock_ttl: 99ms is out of range (use 100ms to "
+		   "1h)");
+	expect_has(load_err("cache:\n  redis:\n    lock_wait: 61m\n"),
+		   "cache.redis.lock_wait: 61m is out of range (use 0s to 1h)");
+	cr_expect_str_eq(load_err("cache:\n  redis:\n    purge_log: 99\n"),
+			 "strata.yaml:3: cache.redis.purge_log: 99 is out of "
+			 "range (use 100 to 100000000)");
+	expect_has(load_err("cache:\n  redis:\n    queue: 1048577\n"),
+		   "cache.redis.queue: 1048577 is out of range (use 16 to "
+		   "1048576)");
+	expect_has(load_err("cache:\n  redis:\n    queue: 8KiB\n"),
+		   "cache.redis.queue: \"8KiB\" is not a whole number");
+}
+
+Test(config, redis_prefix_errors)
+{
+	struct strata_config *cfg;
+	char yaml[256];
+
+	expect_has(load_err("cache:\n  redis:\n    prefix: \"\"\n"),
+		   "strata.yaml:3: cache.redis.prefix: is empty (use e.g. "
+		   "strata");
+	expect_has(load_err("cache:\n  redis:\n    prefix: ~\n"),
+		   "cache.redis.prefix: is empty");
+	expect_has(load_err("cache:\n  redis:\n    prefix: my cache\n"),
+		   "strata.yaml:3: cache.redis.prefix: \"my cache\" contains a "
+		   "space (use one word");
+	expect_has(load_err("cache:\n  redis:\n    prefix: \"a\\tb\"\n"),
+		   "cache.redis.prefix: contains a control character");
+	snprintf(yaml, sizeof(yaml), "cache:\n  redis:\n    prefix: %0129d\n",
+		 0);
+	expect_has(load_err(yaml), "cache.redis.prefix: is 129 bytes long (use "
+		   "at most 128");
+	snprintf(yaml, sizeof(yaml), "cache:\n  redis:\n    prefix: %0128d\n",
+		 0);
+	cfg = load_ok(yaml);
+	cr_expect_eq(strlen(cfg->cache.redis.prefix), 128);
+	strata_config_free(&cfg);
+}
+
+Test(config, redis_off_shorthand)
+{
+	static const char *const off[] = {
+		"cache:\n  redis: off\n", "cache:\n  redis: false\n",
+		"cache: {redis: OFF}\n",
+	};
+	struct strata_config *cfg;
+
+	for (size_t i = 0; i < sizeof(off) / sizeof(off[0]); i++) {
+		cfg = load_ok(redis_example);
+		cr_assert_eq(strata_config_load_string(cfg, off[i],
+						       "override.yaml", err,
+						       sizeof(err)), 0,
+			     "%s: %s", off[i], err);
+		cr_expect_null(cfg->cache.redis.url, "%s", off[i]);
+		cr_expect_str_eq(cfg->cache.redis.prefix, "strata-eu",
+				 "other keys are kept");
+		cr_expect_eq(cfg->cache.redis.pool, 16);
+		strata_config_free(&cfg);
+	}
+	cfg = load_ok(redis_example);
+	cr_assert_eq(strata_config_load_string(cfg, "cache:\n  redis:\n",
+					       "override.yaml", err,
+					       sizeof(err)), 0, "%s", err);
+	cr_expect_not_null(cfg->cache.redis.url, "an empty redis: changes "
+			   "nothing");
+	cr_assert_eq(strata_config_set(cfg, "cache.redis", "off", "--set", err,
+				       sizeof(err)), 0, "%s", err);
+	cr_expect_null(cfg->cache.redis.url);
+	cr_expect_eq(strata_config_set(cfg, "cache.redis", "on", "--set", err,
+				       sizeof(err)), STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--set: takes only off here (to turn the tier on, "
+			 "set cache.redis.url, e.g. redis://127.0.0.1:6379)");
+	cr_expect_eq(strata_config_set(cfg, "cache.redis",
+				       "redis://:hunter2@cache", "--set", err,
+				       sizeof(err)), STRATA_ECONFIG);
+	cr_expect_null(strstr(err, "hunter2"), "%s", err);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+
+	cr_expect_str_eq(load_err("cache:\n  redis: on\n"),
+			 "strata.yaml:2: cache.redis: takes only off here (to "
+			 "turn the tier on, set cache.redis.url, e.g. "
+			 "redis://127.0.0.1:6379)");
+	expect_has(load_err("cache:\n  redis: redis://:hunter2@cache\n"),
+		   "strata.yaml:2: cache.redis: takes only off");
+	cr_expect_null(strstr(err, "hunter2"), "%s", err);
+	expect_has(load_err("cache:\n  redis: [a]\n"),
+		   "strata.yaml:2: cache.redis: expected a mapping of keys");
+	expect_has(load_err("cache:\n  redis:\n    urll: redis://cache\n"),
+		   "strata.yaml:3: cache.redis.urll: unknown key (did you mean "
+		   "\"url\"?)");
+}
+
+Test(config, tags_header)
+{
+	struct strata_config *cfg = load_ok("cache:\n  tags_header: \"\"\n");
+
+	cr_expect_str_eq(cfg->cache.tags_header, "", "\"\": no tags");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(cfg->cache.tags_header, "");
+	strata_config_free(&cfg);
+	cfg = load_ok("cache:\n  tags_header: ~\n");
+	cr_expect_str_eq(cfg->cache.tags_header, "");
+	cr_assert_eq(strata_config_set(cfg, "cache.tags_header", "Cache-Tag",
+				       "--set", err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(cfg->cache.tags_header, "Cache-Tag");
+	cr_assert_eq(strata_config_set(cfg, "cache.tags_header", "", "--set",
+				       err, sizeof(err)), 0, "%s", err);
+	cr_expect_str_eq(cfg->cache.tags_header, "");
+	strata_config_free(&cfg);
+
+	cr_expect_str_eq(load_err("cache:\n  tags_header: Surrogate Key\n"),
+			 "strata.yaml:2: cache.tags_header: \"Surrogate Key\" is "
+			 "not a header name (use e.g. Surrogate-Key, or \"\" for "
+			 "no tags)");
+	expect_has(load_err("cache:\n  tags_header: \"X-Tags:\"\n"),
+		   "cache.tags_header: \"X-Tags:\" is not a header name");
+	expect_has(load_err("cache:\n  tags_header: \"X-\\nTags\"\n"),
+		   "cache.tags_header: contains a control character");
+	expect_has(load_err("cache:\n  tags_header: [a, b]\n"),
+		   "cache.tags_header: expected a header name");
+}
+
+Test(config, memory_zero_is_accepted)
+{
+	struct strata_config *cfg = load_ok("cache:\n  memory: 0\n");
+
+	cr_expect_eq(cfg->cache.memory, 0);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	cr_assert_eq(strata_config_set(cfg, "cache.memory", "0", "--memory",
+				       err, sizeof(err)), 0, "%s", err);
+	cr_expect_eq(cfg->cache.memory, 0);
+	strata_config_free(&cfg);
+}
+
+Test(config, finish_rechecks_redis_fields)
+{
+	struct strata_config *cfg = fresh();
+
+	cfg->cache.redis.pool = 0;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "cache.redis.pool: 0 is out of range (use 1 to "
+			 "64)");
+	cfg->cache.redis.pool = 8;
+	cfg->cache.redis.queue = 0;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "cache.redis.queue: 0 is out of range");
+	cfg->cache.redis.queue = 8192;
+	cfg->cache.redis.url = strdup("redis://:hunter2@cache:0");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "cache.redis.url: redis URL \"redis://:***@cache:0\"");
+	cr_expect_null(strstr(err, "hunter2"), "%s", err);
+	cfg->cache.redis.url[0] = '\0';
+	free(cfg->cache.redis.prefix);
+	cfg->cache.redis.prefix = NULL;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "cache.redis.prefix: is not set (set it, e.g. strata)");
+	cfg->cache.redis.prefix = strdup("strata");
+	free(cfg->cache.tags_header);
+	cfg->cache.tags_header = NULL;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	cr_expect_null(cfg->cache.redis.url, "\"\" becomes NULL: off");
+	cr_expect_str_eq(cfg->cache.tags_header, "", "NULL becomes \"\": none");
+	free(cfg->cache.tags_header);
+	cfg->cache.tags_header = strdup("a b");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	expect_has(err, "cache.tags_header: \"a b\" is not a header name");
 	strata_config_free(&cfg);
 }
 
