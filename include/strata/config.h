@@ -195,8 +195,13 @@ int strata_config_load_string(struct strata_config *cfg, const char *yaml,
 /*
  * Set one key by its dotted name ("upstream.timeout", "cache.memory"),
  * parsing `value` as the file would.  "cache.disk" takes a boolean, like
- * `disk: off` in the file: it sets cache.disk.enabled.  `source` names where the value came
- * from for error messages ("--workers", "environment STRATA_WORKERS").
+ * `disk: off` in the file: it sets cache.disk.enabled.  "cache.redis"
+ * takes only `off` (or another false value: false, no, 0), like
+ * `redis: off`: it sets cache.redis.url to NULL, turning the Redis tier
+ * off and leaving the other cache.redis keys as they are; any other
+ * value, `on` included, is an error (the URL turns the tier on).
+ * `source` names where the value came from for error messages
+ * ("--workers", "environment STRATA_WORKERS").
  * Returns 0 or STRATA_ECONFIG (unknown key or bad value).
  */
 int strata_config_set(struct strata_config *cfg, const char *key,
@@ -220,10 +225,11 @@ void strata_config_clear_routes(struct strata_config *cfg);
  * Apply STRATA_* variables from `envp` (NULL-terminated, like environ;
  * NULL means environ).  Every key is read from STRATA_<KEY> (dots to
  * underscores, upper case: STRATA_UPSTREAM_TIMEOUT), and a few have short
- * names (STRATA_UPSTREAM, STRATA_MEMORY, STRATA_MAX_OBJECT_SIZE); the
- * table is in config.c and strata(8).  STRATA_ROUTES holds PATH=TTL
- * routes separated by commas and replaces the file's routes.  Other
- * STRATA_* names are ignored.  Returns 0 or STRATA_ECONFIG.
+ * names (STRATA_UPSTREAM, STRATA_MEMORY, STRATA_MAX_OBJECT_SIZE,
+ * STRATA_REDIS_URL for cache.redis.url); the table is in config.c and
+ * strata(8).  STRATA_ROUTES holds PATH=TTL routes separated by commas and
+ * replaces the file's routes.  Other STRATA_* names are ignored.  Returns
+ * 0 or STRATA_ECONFIG.
  */
 int strata_config_apply_env(struct strata_config *cfg, char *const *envp,
 			    char *err, size_t errlen);
