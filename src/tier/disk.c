@@ -1,27 +1,36 @@
 /*
  * disk.c: tier 2, the LMDB disk cache (see disk.h and docs/disk-tier.md).
  *
- * One LMDB environment per tier, four named databases:
+ * One LMDB environment per tier, five named databases:
  *
  *   entries  16-byte key hash -> strata_entry_encode() bytes
  *   keys     key text -> hash (+ the full text when it is too long to be
  *            an LMDB key, see keys_key()); for prefix range scans
  *   expiry   big-endian u64 expires (wall ms) ++ hash -> empty; its first
  *            records are the entries to sweep, then to evict
- *   meta     "strata-disk" -> u32 LE format version, and housekeeping
+ *   tags     tag ++ 0x00 ++ hash -> empty (see tag_key() for long tags);
+ *            a range scan from "tag\0" lists the entries carrying a tag
+ *   meta     "strata-disk" -> u32 LE format version, housekeeping, and
+ *            other modules' records (strata_disk_meta_put())
+ *
+ * Every index record of an entry is written and deleted in the same write
+ * transaction as the entry itself, so after a crash the indexes agree
+ * with `entries` (except around values that fail decoding: drop_entry()).
  *
  * Lookups read `entries` in a per-thread read transaction on the caller's
- * thread.  Every write (store, remove, clear, the sweeper, eviction) runs
- * on one writer thread that drains a bounded queue and applies what it
- * took in as few write transactions as the map's room allows.
+ * thread.  Every write (store, remove, clear, meta puts, the sweeper,
+ * eviction) runs on one writer thread that drains a bounded queue, in
+ * queue order, and applies what it took in as few write transactions as
+ * the map's room allows.
  *
  * Concurrency:
  *
  *   Threads: callers (libmicrohttpd workers, the flight leader, admin
- *   handlers, tests) run lookup, scan_prefix, stats and the enqueueing
- *   calls; the writer thread runs every write transaction; any thread
- *   that has done a lookup runs the reader destructor when it exits;
- *   close() runs on one thread once nothing else uses the tier.
+ *   handlers, the Redis purge follower, tests) run lookup, scan_prefix,
+ *   scan_tag, meta_get, stats and the enqueueing calls; the writer thread
+ *   runs every write transaction; any thread that has done a lookup runs
+ *   the reader destructor when it exits; close() runs on one thread once
+ *   nothing else uses the tier.
  *
  *   The queue (disk->lock, a leaf: nothing else is taken under it):
  *   ring, ring_head, ring_len, enqueued, taken, committed, failed_seq,
@@ -31,9 +40,16 @@
  *   done_cv.  A flush waits on done_cv until `committed` reaches the
  *   `enqueued` it saw, so "committed past my marker" needs no marker
  *   operation in the ring (and cannot be dropped by a full queue).
+ *   Operations are numbered by `enqueued` (1, 2, ...); a failed batch
+ *   records its last number in failed_seq.  Each thread remembers (a
+ *   thread-local, flush_mark) the number of the first operation it queued
+ *   on a tier since its last flush of that tier, so a flush reports a
+ *   failure of its own thread's operations even when the batch failed
+ *   before the flush began.
  *   Enqueuing never waits: a full ring drops the operation (counted).
  *
- *   Writer-only state (no lock): disk->batch and the LMDB write
+ *   Writer-only state (no lock): disk->batch, disk->removals_lost,
+ *   disk->meta_refused, disk->last_error_log and the LMDB write
  *   transactions.  LMDB serialises write transactions across processes
  *   with its own writer mutex, so two processes' writers just take turns.
  *
@@ -76,9 +92,10 @@
  *   A lookup that finds a corrupt entry enqueues its removal (disk->lock)
  *   after its read transaction is reset.
  *
- *   Ownership: a queued PUT holds one reference to its entry, released by
- *   the writer once its batch is applied; close() drains the queue first,
- *   so no reference outlives the tier.  A lookup hands its caller the
+ *   Ownership: a queued PUT holds one reference to its entry, and a queued
+ *   META_PUT owns a malloc'd copy of its name and value; the writer
+ *   releases both once its batch is applied; close() drains the queue
+ *   first, so nothing outlives the tier.  A lookup hands its caller the
  *   decoded copy, one reference; nothing points into the map once a
  *   lookup's transaction is reset.
  */
@@ -105,7 +122,7 @@
 
 #define DISK_DIR_MODE 0700
 #define DISK_FILE_MODE 0600
-#define DISK_MAX_DBS 4
+#define DISK_MAX_DBS 5
 /*
  * Reader slots, shared by every process on the directory: each thread
  * that has looked something up holds one while it lives.  Enough for
@@ -115,12 +132,17 @@
 #define DISK_MAX_READERS 8192
 
 /* The on-disk format of this file (the databases and their keys), kept in
- * the meta database.  Bump it when keys or values change meaning. */
+ * the meta database.  Bump it when keys or values change meaning.
+ *   1: entries, keys, expiry, meta.
+ *   2: adds the tags database (a version 1 directory has entries whose
+ *      tags are not indexed, so it is refused, not silently half-used). */
 #define DISK_FORMAT_KEY "strata-disk"
-#define DISK_FORMAT_VERSION 1u
+#define DISK_FORMAT_VERSION 2u
 /* Meta record rewritten after a transaction that freed many pages; see
  * reclaim(). */
 #define DISK_RECLAIM_KEY "reclaimed-at"
+/* Internal meta keys never contain a '.', so "<module>.<name>" names given
+ * to strata_disk_meta_put() can never collide with a future one. */
 
 /* Writer: operations applied per wake-up at most (group commit). */
 #define DISK_BATCH_MAX 1024
@@ -148,12 +170,17 @@
 #define DISK_RUN_PERCENT 4
 #define DISK_RUN_MAX_PAGES 16384
 #define DISK_MAX_ENTRY_DIVISOR 4
-/* Pages one operation may dirty in each of the three trees it touches
+/* Pages one operation may dirty in each of the four trees it touches
  * (copy of a leaf, and a split), and pages a transaction may dirty on top
- * of its operations (branch pages, the main and free databases). */
-#define DISK_TREES_PER_OP 3
+ * of its operations (branch pages, the main and free databases).  An
+ * entry's tag records are spread over the tags tree, a leaf each at worst;
+ * the estimate counts at most DISK_TAG_PAGES_MAX of them, so that an
+ * entry with hundreds of tags does not empty a small map to make room
+ * (the MDB_MAP_FULL path covers an underestimate). */
+#define DISK_TREES_PER_OP 4
 #define DISK_PAGES_PER_TREE 2
 #define DISK_TXN_RESERVE_PAGES 16
+#define DISK_TAG_PAGES_MAX 32
 /* Entries evicted per write transaction at most. */
 #define DISK_EVICT_CHUNK 256
 /* After MDB_MAP_FULL: expiry records searched for an entry big enough to
@@ -177,18 +204,27 @@
 #define DISK_KEY_MAX 511
 #define DISK_KEY_INLINE_MAX (DISK_KEY_MAX - STRATA_KEY_HASH_LEN)
 #define DISK_EXPIRY_KEY_LEN (8 + STRATA_KEY_HASH_LEN)
+/* Tags database keys (see tag_key()): a tag up to DISK_TAG_INLINE_MAX
+ * bytes is stored whole; a longer one by its first DISK_TAG_LONG_PART
+ * bytes and its XXH3-128, so both kinds fill at most DISK_KEY_MAX. */
+#define DISK_TAG_INLINE_MAX (DISK_KEY_MAX - 1 - STRATA_KEY_HASH_LEN)
+#define DISK_TAG_LONG_PART (DISK_KEY_MAX - 1 - 2 * STRATA_KEY_HASH_LEN)
 
 enum disk_op_type {
 	DISK_OP_PUT,
 	DISK_OP_DEL,
 	DISK_OP_DROP_CORRUPT, /* delete only if it still fails decoding */
 	DISK_OP_CLEAR,
+	DISK_OP_META_PUT,
 };
 
 struct disk_op {
 	enum disk_op_type type;
 	struct strata_entry *entry;  /* PUT: the queue's reference */
 	struct strata_key key;       /* DEL, DROP_CORRUPT */
+	/* META_PUT: owned; name_len bytes of name then value_len of value. */
+	char *meta;
+	size_t meta_name_len, meta_value_len;
 };
 
 struct disk_reader {
@@ -204,7 +240,10 @@ struct strata_disk {
 	uint64_t id;                 /* never reused; see disk_reader */
 	char *path;
 	MDB_env *env;
-	MDB_dbi dbi_main, dbi_entries, dbi_keys, dbi_expiry, dbi_meta;
+	MDB_dbi dbi_main, dbi_entries, dbi_keys, dbi_expiry, dbi_tags,
+		dbi_meta;
+	/* Open only: why the environment is not usable (see check_version). */
+	char why[160];
 
 	/* Fixed at open. */
 	size_t page_size;
@@ -225,6 +264,11 @@ struct strata_disk {
 	pthread_t writer;
 	struct disk_op *batch;
 	uint64_t last_error_log;
+	/* A queued removal or clear was lost to a write error: meta puts are
+	 * refused from then on (see strata_disk_meta_put()).  Never reset
+	 * while the tier is open. */
+	bool removals_lost;
+	uint64_t meta_refused;       /* meta puts refused so far */
 
 	/* Readers of this tier: registry_lock. */
 	struct disk_reader *readers;
@@ -237,7 +281,7 @@ struct strata_disk {
 
 /* Counts gathered in one write transaction, added once it commits. */
 struct disk_tally {
-	uint64_t stores, dropped, removed, corrupt;
+	uint64_t stores, dropped, removed, corrupt, meta_refused;
 };
 
 /* --- small helpers -------------------------------------------------------- */
@@ -305,6 +349,48 @@ static void keys_key(const char *text, size_t len, const uint8_t *hash,
 	out->mv_data = buf;
 }
 
+/*
+ * The tags database's key for `tag` on the entry `hash`.  Tags hold no NUL
+ * (entry.h), so 0x00 ends the tag part and a range scan from the prefix
+ * tag_prefix() writes ("tag\0") finds exactly that tag's records:
+ *
+ *   tag of at most DISK_TAG_INLINE_MAX bytes: tag ++ 0x00 ++ hash
+ *   longer tag:  first DISK_TAG_LONG_PART bytes ++ 0x00 ++ XXH3-128(tag)
+ *                ++ hash
+ *
+ * The two kinds cannot be confused: the first NUL fixes the tag part, and
+ * for the same tag part a long key is 16 bytes longer than a short one;
+ * scans check the length.  Records of two long tags sharing their first
+ * bytes differ in the tag hash.  Returns the prefix length.
+ */
+static size_t tag_prefix(const char *tag, size_t len,
+			 uint8_t buf[DISK_KEY_MAX])
+{
+	struct strata_key tag_hash;
+
+	if (len <= DISK_TAG_INLINE_MAX) {
+		memcpy(buf, tag, len);
+		buf[len] = 0;
+		return len + 1;
+	}
+	memcpy(buf, tag, DISK_TAG_LONG_PART);
+	buf[DISK_TAG_LONG_PART] = 0;
+	strata_key_hash(tag, len, &tag_hash);
+	memcpy(buf + DISK_TAG_LONG_PART + 1, tag_hash.hash,
+	       STRATA_KEY_HASH_LEN);
+	return DISK_TAG_LONG_PART + 1 + STRATA_KEY_HASH_LEN;
+}
+
+static void tag_key(const char *tag, const uint8_t *hash,
+		    uint8_t buf[DISK_KEY_MAX], MDB_val *out)
+{
+	size_t n = tag_prefix(tag, strlen(tag), buf);
+
+	memcpy(buf + n, hash, STRATA_KEY_HASH_LEN);
+	out->mv_size = n + STRATA_KEY_HASH_LEN;
+	out->mv_data = buf;
+}
+
 /* An LMDB error as a Strata return value. */
 static int disk_err(int rc)
 {
@@ -330,15 +416,24 @@ static bool unusable(int rc)
 	       rc == MDB_INCOMPATIBLE;
 }
 
-/* Writer-thread error line, at most one per DISK_ERROR_LOG_MS. */
-static void writer_error(struct strata_disk *disk, const char *what, int rc)
+/* Whether the writer may log an error line now: at most one per
+ * DISK_ERROR_LOG_MS. */
+static bool error_log_due(struct strata_disk *disk)
 {
 	uint64_t now = strata_now_ms();
 
 	if (disk->last_error_log && now - disk->last_error_log <
 					    DISK_ERROR_LOG_MS)
-		return;
+		return false;
 	disk->last_error_log = now;
+	return true;
+}
+
+/* Writer-thread error line, rate-limited. */
+static void writer_error(struct strata_disk *disk, const char *what, int rc)
+{
+	if (!error_log_due(disk))
+		return;
 	strata_log_error("disk tier %s: %s: %s%s", disk->path, what,
 			 mdb_strerror(rc),
 			 rc == MDB_MAP_FULL
@@ -480,6 +575,18 @@ static void readers_close(struct strata_disk *disk)
 
 /* --- the queue ------------------------------------------------------------ */
 
+/*
+ * The calling thread's first operation queued on tier `disk_id` since it
+ * last flushed that tier (0: none), for strata_disk_flush().  One tier per
+ * thread is remembered: a thread that queues on a second tier forgets the
+ * first (its flush then reports only failures while it waits, as before).
+ */
+struct flush_mark {
+	uint64_t disk_id;
+	uint64_t first;
+};
+static _Thread_local struct flush_mark flush_mark;
+
 static int enqueue(struct strata_disk *disk, const struct disk_op *op)
 {
 	int rc = 0;
@@ -492,6 +599,8 @@ static int enqueue(struct strata_disk *disk, const struct disk_op *op)
 	disk->ring[(disk->ring_head + disk->ring_len) % disk->ring_cap] = *op;
 	disk->ring_len++;
 	disk->enqueued++;
+	if (flush_mark.disk_id != disk->id || flush_mark.first == 0)
+		flush_mark = (struct flush_mark){ disk->id, disk->enqueued };
 	pthread_cond_signal(&disk->work_cv);
 out:
 	pthread_mutex_unlock(&disk->lock);
@@ -524,7 +633,8 @@ static int used_pages(struct strata_disk *disk, MDB_txn *txn, size_t *out)
 {
 	const MDB_dbi dbis[] = { DISK_FREE_DBI, disk->dbi_main,
 				 disk->dbi_entries, disk->dbi_keys,
-				 disk->dbi_expiry, disk->dbi_meta };
+				 disk->dbi_expiry, disk->dbi_tags,
+				 disk->dbi_meta };
 	size_t pages = DISK_META_PAGES;
 	MDB_stat st;
 	int rc;
@@ -553,18 +663,24 @@ static size_t value_run(const struct strata_disk *disk, size_t bytes)
 
 /* Pages an operation may allocate: its value's overflow pages (estimated
  * from the entry's charge, which exceeds its encoding) and a copy and a
- * split in each tree. */
+ * split in each tree, plus a leaf per tag record (see DISK_TAG_PAGES_MAX).
+ * A removal's tag records are not known before decoding: it is counted
+ * like an untagged entry. */
 static size_t op_pages(const struct strata_disk *disk,
 		       const struct disk_op *op)
 {
-	size_t pages = DISK_TREES_PER_OP * DISK_PAGES_PER_TREE;
+	size_t pages = DISK_TREES_PER_OP * DISK_PAGES_PER_TREE, tags;
 
 	if (op->type == DISK_OP_CLEAR)
 		return 0;
+	if (op->type == DISK_OP_META_PUT)
+		return DISK_PAGES_PER_TREE;
 	if (op->type != DISK_OP_PUT)
 		return pages;
+	tags = op->entry->n_tags < DISK_TAG_PAGES_MAX ? op->entry->n_tags
+						      : DISK_TAG_PAGES_MAX;
 	/* A replaced entry's trees are touched too. */
-	return 2 * pages + value_run(disk, op->entry->charge);
+	return 2 * (pages + tags) + value_run(disk, op->entry->charge);
 }
 
 /* --- removing entries ----------------------------------------------------- */
@@ -575,13 +691,22 @@ enum drop_when {
 	DROP_IF_CORRUPT,   /* it fails decoding (or names another hash) */
 };
 
-/* Delete the keys and expiry records of a decoded stored entry. */
+/* Delete the keys, expiry and tags records of a decoded stored entry. */
 static int del_indexes(struct strata_disk *disk, MDB_txn *txn,
 		       const struct strata_entry *e)
 {
 	uint8_t kbuf[DISK_KEY_MAX], ebuf[DISK_EXPIRY_KEY_LEN];
 	MDB_val k, v;
 	int rc;
+
+	/* A tag record names its entry's hash: it is always this entry's.
+	 * NOTFOUND: a tag listed twice, or a record already gone. */
+	for (size_t i = 0; i < e->n_tags; i++) {
+		tag_key(e->tags[i], e->key.hash, kbuf, &k);
+		rc = mdb_del(txn, disk->dbi_tags, &k, NULL);
+		if (rc != 0 && rc != MDB_NOTFOUND)
+			return rc;
+	}
 
 	keys_key(e->key_text, e->key_len, e->key.hash, kbuf, &k);
 	rc = mdb_get(txn, disk->dbi_keys, &k, &v);
@@ -600,10 +725,14 @@ static int del_indexes(struct strata_disk *disk, MDB_txn *txn,
 /*
  * Remove the entry stored under `hash` with its index records, if `when`
  * allows.  An entry that fails decoding is removed alone: its index
- * records cannot be found without its text, and are dropped when reached
- * (expiry) or skipped (scans).  Decoding copies the entry, so removing
- * costs about what storing did; it also checks the bytes, so a corrupt
- * entry found here is counted.  Returns 0 (removed), MDB_NOTFOUND (kept
+ * records cannot be found without its text and tags, and are dropped when
+ * reached (expiry) or skipped (scans skip records whose entry is gone).
+ * Its tag records stay until the same tag is stored again for the same
+ * hash (which overwrites them) or a clear; were the hash stored again
+ * with other tags, a tag scan would still list it under the old ones: a
+ * purge by such a tag then removes one entry too many, never too few.
+ * Decoding copies the entry, so removing costs about what storing did; it
+ * also checks the bytes, so a corrupt entry found here is counted.  Returns 0 (removed), MDB_NOTFOUND (kept
  * or absent) or an LMDB error.
  */
 static int drop_entry(struct strata_disk *disk, MDB_txn *txn,
@@ -993,8 +1122,17 @@ static int put_entry(struct strata_disk *disk, MDB_txn *txn,
 	expiry_key(expiry_time(e), e->key.hash, ebuf, &k);
 	v = (MDB_val){ 0, ebuf }; /* empty; never NULL for memcpy's sake */
 	rc = mdb_put(txn, disk->dbi_expiry, &k, &v, 0);
-	if (rc == 0)
-		tally->stores++;
+	if (rc != 0)
+		goto out;
+
+	for (size_t i = 0; i < e->n_tags; i++) {
+		tag_key(e->tags[i], e->key.hash, kbuf, &k);
+		v = (MDB_val){ 0, kbuf };
+		rc = mdb_put(txn, disk->dbi_tags, &k, &v, 0);
+		if (rc != 0)
+			goto out;
+	}
+	tally->stores++;
 out:
 	free(enc);
 	return rc;
@@ -1004,12 +1142,30 @@ static int clear_all(struct strata_disk *disk, MDB_txn *txn)
 {
 	int rc;
 
+	/* Entries and their indexes; meta records stay. */
 	rc = mdb_drop(txn, disk->dbi_entries, 0);
 	if (rc == 0)
 		rc = mdb_drop(txn, disk->dbi_keys, 0);
 	if (rc == 0)
 		rc = mdb_drop(txn, disk->dbi_expiry, 0);
+	if (rc == 0)
+		rc = mdb_drop(txn, disk->dbi_tags, 0);
 	return rc;
+}
+
+/* Write a meta record, unless a removal was lost before it (see
+ * strata_disk_meta_put()): then count it refused and write nothing. */
+static int put_meta(struct strata_disk *disk, MDB_txn *txn,
+		    const struct disk_op *op, struct disk_tally *tally)
+{
+	MDB_val k = { op->meta_name_len, op->meta };
+	MDB_val v = { op->meta_value_len, op->meta + op->meta_name_len };
+
+	if (disk->removals_lost) {
+		tally->meta_refused++;
+		return 0;
+	}
+	return mdb_put(txn, disk->dbi_meta, &k, &v, 0);
 }
 
 static int apply_op(struct strata_disk *disk, MDB_txn *txn,
@@ -1031,6 +1187,8 @@ static int apply_op(struct strata_disk *disk, MDB_txn *txn,
 	case DISK_OP_CLEAR:
 		rc = clear_all(disk, txn);
 		break;
+	case DISK_OP_META_PUT:
+		return put_meta(disk, txn, op, tally);
 	default:
 		STRATA_ASSERT(!"unknown disk operation");
 		return EINVAL;
@@ -1086,6 +1244,7 @@ static int run_ops(struct strata_disk *disk, const struct disk_op *ops,
 	count(&disk->stores, t.stores);
 	count(&disk->dropped, t.dropped);
 	count(&disk->corrupt, t.corrupt);
+	disk->meta_refused += t.meta_refused;
 	if (cleared)
 		reclaim(disk);
 	return 0;
@@ -1101,6 +1260,15 @@ static uint64_t count_puts(const struct disk_op *ops, size_t from, size_t to)
 	for (size_t i = from; i < to; i++)
 		n += ops[i].type == DISK_OP_PUT;
 	return n;
+}
+
+/* Whether ops[from..to) hold a removal or a clear (a purge's work). */
+static bool has_removal(const struct disk_op *ops, size_t from, size_t to)
+{
+	for (size_t i = from; i < to; i++)
+		if (ops[i].type == DISK_OP_DEL || ops[i].type == DISK_OP_CLEAR)
+			return true;
+	return false;
 }
 
 static void sleep_ms(unsigned ms)
@@ -1151,11 +1319,15 @@ static int apply_alone(struct strata_disk *disk, const struct disk_op *op)
  * Apply a batch taken from the queue.  MDB_MAP_FULL never leaves here: the
  * operation that met it is applied alone after making room (a put that
  * still does not fit is dropped and counted).  Any other error drops the
- * rest of the batch (puts counted) and is returned for flush().
+ * rest of the batch (puts counted) and is returned for flush(); if that
+ * lost a removal or a clear, every later meta put is refused (see
+ * strata_disk_meta_put()).  A batch in which a meta put was refused
+ * returns STRATA_EUNAVAIL for flush() once the rest is applied.
  */
 static int apply_batch(struct strata_disk *disk, const struct disk_op *ops,
 		       size_t n)
 {
+	uint64_t refused = disk->meta_refused;
 	size_t start = 0, end = 0;
 	int rc = 0;
 
@@ -1168,18 +1340,36 @@ static int apply_batch(struct strata_disk *disk, const struct disk_op *ops,
 		if (rc != 0) {
 			writer_error(disk, "writing a batch", rc);
 			count(&disk->dropped, count_puts(ops, start, n));
+			if (has_removal(ops, start, n))
+				disk->removals_lost = true;
 			return disk_err(rc);
 		}
 		start = end;
+	}
+	if (disk->meta_refused != refused) {
+		if (error_log_due(disk))
+			strata_log_error(
+				"disk tier %s: refused %" PRIu64 " meta "
+				"record update(s): a queued removal or clear "
+				"was lost to a write error earlier, so the "
+				"record could claim work that never happened; "
+				"restart to resume from the last record",
+				disk->path, disk->meta_refused - refused);
+		return STRATA_EUNAVAIL;
 	}
 	return 0;
 }
 
 static void release_ops(struct disk_op *ops, size_t n)
 {
-	for (size_t i = 0; i < n; i++)
+	for (size_t i = 0; i < n; i++) {
 		if (ops[i].type == DISK_OP_PUT)
 			strata_entry_release(&ops[i].entry);
+		if (ops[i].type == DISK_OP_META_PUT) {
+			free(ops[i].meta);
+			ops[i].meta = NULL;
+		}
+	}
 }
 
 static void deadline_after(uint64_t ms, struct timespec *ts)
@@ -1338,17 +1528,59 @@ static int open_db(MDB_txn *txn, const char *name, unsigned flags,
 }
 
 /*
- * Open (or create, when the environment is empty) the four databases and
+ * An existing environment's format version record must be ours.  Checked
+ * before the other databases are opened, so that a directory of another
+ * version is reported as such rather than as a missing database.
+ */
+static int check_version(struct strata_disk *disk, MDB_txn *txn,
+			 const char **why)
+{
+	MDB_val k = { sizeof(DISK_FORMAT_KEY) - 1, DISK_FORMAT_KEY }, v;
+	const uint8_t *p;
+	uint32_t found;
+	int rc;
+
+	rc = mdb_get(txn, disk->dbi_meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		*why = "no format version record (not a Strata disk tier, or "
+		       "a damaged one)";
+		return STRATA_ECORRUPT;
+	}
+	if (rc != 0)
+		return rc;
+	if (v.mv_size != 4) {
+		*why = "its format version record is malformed";
+		return STRATA_ECORRUPT;
+	}
+	p = v.mv_data;
+	found = (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+		(uint32_t)p[3] << 24;
+	if (found == DISK_FORMAT_VERSION)
+		return 0;
+	snprintf(disk->why, sizeof(disk->why),
+		 "it is in disk format version %" PRIu32 ", this Strata uses "
+		 "version %u: written by %s Strata, not converted",
+		 found, DISK_FORMAT_VERSION,
+		 found < DISK_FORMAT_VERSION ? "an older" : "a newer");
+	*why = disk->why;
+	return STRATA_ECORRUPT;
+}
+
+/*
+ * Open (or create, when the environment is empty) the five databases and
  * check the format version.  An environment with data but without our
  * version record is someone else's or a broken one.
  */
 static int open_dbs(struct strata_disk *disk, const char **why)
 {
 	MDB_val k = { sizeof(DISK_FORMAT_KEY) - 1, DISK_FORMAT_KEY }, v;
-	uint8_t version[4] = { DISK_FORMAT_VERSION, 0, 0, 0 };
-	const unsigned create = MDB_CREATE;
+	uint8_t version[4] = { DISK_FORMAT_VERSION & 0xff,
+			       DISK_FORMAT_VERSION >> 8 & 0xff,
+			       DISK_FORMAT_VERSION >> 16 & 0xff,
+			       DISK_FORMAT_VERSION >> 24 & 0xff };
 	MDB_txn *txn = NULL;
 	MDB_stat st;
+	unsigned flags;
 	bool fresh;
 	int rc;
 
@@ -1361,32 +1593,23 @@ static int open_dbs(struct strata_disk *disk, const char **why)
 	if (rc != 0)
 		goto abort;
 	fresh = st.ms_entries == 0;
-	rc = open_db(txn, "meta", fresh ? create : 0, &disk->dbi_meta, why);
+	flags = fresh ? MDB_CREATE : 0;
+	rc = open_db(txn, "meta", flags, &disk->dbi_meta, why);
+	if (rc == 0 && !fresh)
+		rc = check_version(disk, txn, why);
 	if (rc == 0)
-		rc = open_db(txn, "entries", fresh ? create : 0,
-			     &disk->dbi_entries, why);
+		rc = open_db(txn, "entries", flags, &disk->dbi_entries, why);
 	if (rc == 0)
-		rc = open_db(txn, "keys", fresh ? create : 0,
-			     &disk->dbi_keys, why);
+		rc = open_db(txn, "keys", flags, &disk->dbi_keys, why);
 	if (rc == 0)
-		rc = open_db(txn, "expiry", fresh ? create : 0,
-			     &disk->dbi_expiry, why);
+		rc = open_db(txn, "expiry", flags, &disk->dbi_expiry, why);
+	if (rc == 0)
+		rc = open_db(txn, "tags", flags, &disk->dbi_tags, why);
 	if (rc != 0)
 		goto abort;
 	if (fresh) {
 		v = (MDB_val){ sizeof(version), version };
 		rc = mdb_put(txn, disk->dbi_meta, &k, &v, 0);
-		if (rc != 0)
-			goto abort;
-	} else {
-		rc = mdb_get(txn, disk->dbi_meta, &k, &v);
-		if (rc == MDB_NOTFOUND ||
-		    (rc == 0 && (v.mv_size != sizeof(version) ||
-				 memcmp(v.mv_data, version, 4) != 0))) {
-			*why = "format version mismatch (not strata-disk "
-			       "version 1)";
-			rc = STRATA_ECORRUPT;
-		}
 		if (rc != 0)
 			goto abort;
 	}
@@ -1814,6 +2037,124 @@ out:
 	return rc == 0 ? visited : disk_err(rc);
 }
 
+long strata_disk_scan_tag(struct strata_disk *disk, const char *tag,
+			  size_t limit, strata_disk_key_fn fn, void *arg)
+{
+	uint8_t seek[DISK_KEY_MAX];
+	size_t seek_len;
+	MDB_txn *txn = NULL;
+	MDB_cursor *cur = NULL;
+	MDB_val k, v, ek, ev;
+	struct strata_key key;
+	long visited = 0;
+	int rc;
+
+	STRATA_ASSERT(disk && disk->magic == DISK_MAGIC);
+	STRATA_ASSERT(tag != NULL && fn != NULL);
+	seek_len = tag_prefix(tag, strlen(tag), seek);
+	/* Its own transaction, as for scan_prefix: `fn` may look up. */
+	rc = mdb_txn_begin(disk->env, NULL, MDB_RDONLY, &txn);
+	if (rc == 0)
+		rc = mdb_cursor_open(txn, disk->dbi_tags, &cur);
+	if (rc != 0)
+		goto out;
+	k = (MDB_val){ seek_len, seek };
+	for (rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE); rc == 0;
+	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
+		if (k.mv_size < seek_len || memcmp(k.mv_data, seek, seek_len))
+			break; /* past the tag */
+		/* Same tag part, other kind of key (see tag_key()). */
+		if (k.mv_size != seek_len + STRATA_KEY_HASH_LEN)
+			continue;
+		memcpy(key.hash, (const uint8_t *)k.mv_data + seek_len,
+		       STRATA_KEY_HASH_LEN);
+		/* Skip a record left by an entry removed as corrupt. */
+		ek = (MDB_val){ STRATA_KEY_HASH_LEN, key.hash };
+		if (mdb_get(txn, disk->dbi_entries, &ek, &ev) != 0)
+			continue;
+		visited++;
+		if (fn(arg, NULL, 0, &key) != 0 ||
+		    (limit && (size_t)visited >= limit)) {
+			rc = MDB_NOTFOUND;
+			break;
+		}
+	}
+	if (rc == MDB_NOTFOUND)
+		rc = 0;
+out:
+	if (cur)
+		mdb_cursor_close(cur);
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc == 0 ? visited : disk_err(rc);
+}
+
+/* A meta record name other modules may use: see disk.h. */
+static bool meta_name_ok(const char *name, size_t *len)
+{
+	size_t n;
+
+	if (name == NULL)
+		return false;
+	n = strnlen(name, STRATA_DISK_META_NAME_MAX + 1);
+	if (n == 0 || n > STRATA_DISK_META_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (name[i] <= ' ' || name[i] > '~')
+			return false;
+	if (strcmp(name, DISK_FORMAT_KEY) == 0 ||
+	    strcmp(name, DISK_RECLAIM_KEY) == 0)
+		return false;
+	*len = n;
+	return true;
+}
+
+int strata_disk_meta_get(struct strata_disk *disk, const char *name,
+			 void *buf, size_t cap, size_t *len)
+{
+	MDB_txn *txn = NULL;
+	MDB_val k, v;
+	size_t name_len;
+	int rc;
+
+	STRATA_ASSERT(disk && disk->magic == DISK_MAGIC);
+	if (len)
+		*len = 0;
+	if (!meta_name_ok(name, &name_len) || (cap && !buf)) {
+		rc = -EINVAL;
+		goto out;
+	}
+	rc = mdb_txn_begin(disk->env, NULL, MDB_RDONLY, &txn);
+	if (rc != 0) {
+		txn = NULL;
+		rc = disk_err(rc);
+		goto out;
+	}
+	k = (MDB_val){ name_len, (void *)name };
+	rc = mdb_get(txn, disk->dbi_meta, &k, &v);
+	if (rc == MDB_NOTFOUND) {
+		rc = STRATA_EMISS;
+		goto out;
+	}
+	if (rc != 0) {
+		rc = disk_err(rc);
+		goto out;
+	}
+	if (len)
+		*len = v.mv_size;
+	if (v.mv_size > cap) {
+		rc = -ENOSPC;
+		goto out;
+	}
+	if (v.mv_size)
+		memcpy(buf, v.mv_data, v.mv_size);
+	rc = 0;
+out:
+	if (txn)
+		mdb_txn_abort(txn);
+	return rc;
+}
+
 void strata_disk_stats(struct strata_disk *disk,
 		       struct strata_disk_stats *out)
 {
@@ -1875,19 +2216,53 @@ int strata_disk_clear(struct strata_disk *disk)
 	return enqueue(disk, &op);
 }
 
+int strata_disk_meta_put(struct strata_disk *disk, const char *name,
+			 const void *value, size_t len)
+{
+	struct disk_op op = { .type = DISK_OP_META_PUT };
+	size_t name_len;
+	int rc;
+
+	STRATA_ASSERT(disk && disk->magic == DISK_MAGIC);
+	if (!meta_name_ok(name, &name_len) ||
+	    len > STRATA_DISK_META_VALUE_MAX || (len && !value))
+		return -EINVAL;
+	op.meta = malloc(name_len + len);
+	if (!op.meta)
+		return -ENOMEM;
+	memcpy(op.meta, name, name_len);
+	if (len)
+		memcpy(op.meta + name_len, value, len);
+	op.meta_name_len = name_len;
+	op.meta_value_len = len;
+	rc = enqueue(disk, &op);
+	if (rc != 0)
+		free(op.meta);
+	return rc;
+}
+
 int strata_disk_flush(struct strata_disk *disk)
 {
-	uint64_t target, start;
+	uint64_t target, first;
 	int rc = 0;
 
 	STRATA_ASSERT(disk && disk->magic == DISK_MAGIC);
 	pthread_mutex_lock(&disk->lock);
 	target = disk->enqueued;
-	start = disk->committed;
+	/* Report a batch that failed from the first operation this thread
+	 * queued since its last flush, or else from the first one not
+	 * committed yet.  failed_seq is the last failure's last operation;
+	 * batches complete in order, so it is the greatest. */
+	first = disk->committed + 1;
+	if (flush_mark.disk_id == disk->id && flush_mark.first != 0 &&
+	    flush_mark.first < first)
+		first = flush_mark.first;
 	while (disk->committed < target)
 		pthread_cond_wait(&disk->done_cv, &disk->lock);
-	if (disk->failed_seq > start)
+	if (disk->failed_seq >= first)
 		rc = disk->failed_err;
 	pthread_mutex_unlock(&disk->lock);
+	if (flush_mark.disk_id == disk->id)
+		flush_mark.first = 0;
 	return rc;
 }

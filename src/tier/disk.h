@@ -3,17 +3,21 @@
  *
  * Keeps what memory cannot and survives restarts and crashes.  Entries are
  * stored in the entry encoding (docs/entry-format.md) under their 16-byte
- * key hash.  Three more LMDB databases index them: by key text (prefix
- * range scans for listing and purging), by expiry (sweeping, and eviction
- * nearest-to-expiry first), and a small meta database (format version, and
- * later the Redis purge-stream position).
+ * key hash.  More LMDB databases index them: by key text (prefix range
+ * scans for listing and purging), by expiry (sweeping, and eviction
+ * nearest-to-expiry first), by tag (purging by tag); and a small meta
+ * database holds the format version and other modules' records (the Redis
+ * purge-stream position).  An entry and its index records are always
+ * written and removed in one transaction, so a crash never leaves them
+ * disagreeing.
  *
  * Reads run on the caller's thread (libmicrohttpd workers) inside a
  * per-thread read transaction that is reset after each lookup and renewed
  * for the next (MDB_NOTLS), so a lookup allocates nothing but the decoded
- * entry.  Writes never run on the caller's thread: store, remove and clear
- * enqueue an operation for the single writer thread, which applies queued
- * operations in batches, one write transaction per batch (group commit).
+ * entry.  Writes never run on the caller's thread: store, remove, clear
+ * and meta_put enqueue an operation for the single writer thread, which
+ * applies queued operations in queue order, in batches, one write
+ * transaction per batch (group commit).
  * The queue is bounded; when it is full an operation is dropped and
  * counted, never waited for.  The writer also sweeps expired entries and
  * evicts when the map nears `size`, so MDB_MAP_FULL never reaches a caller.
@@ -91,8 +95,10 @@ struct strata_disk_stats {
  * cannot be created or written (the log line names the path and the
  * reason); STRATA_ECORRUPT when the environment is not usable (LMDB
  * rejects the files, they are truncated, or the format version is not
- * ours) and on_corrupt is FAIL (with MOVE it is moved to
- * "<path>.corrupt-<unix time>" and a fresh one is created, logged).
+ * ours: a directory written by a Strata of another disk format version,
+ * such as version 1 before the tag index, is not converted, and the log
+ * line names both versions) and on_corrupt is FAIL (with MOVE it is moved
+ * to "<path>.corrupt-<unix time>" and a fresh one is created, logged).
  * Costs the same however many entries are stored: nothing is scanned.
  */
 int strata_disk_open(const struct strata_disk_config *cfg,
@@ -124,18 +130,26 @@ int strata_disk_store(struct strata_disk *disk, struct strata_entry *e);
 /* Queue removal of `key`.  Returns 0 or STRATA_EUNAVAIL (queue full). */
 int strata_disk_remove(struct strata_disk *disk, const struct strata_key *key);
 
-/* Queue removal of everything.  Returns 0 or STRATA_EUNAVAIL. */
+/* Queue removal of every entry (and its index records; meta records
+ * stay).  Returns 0 or STRATA_EUNAVAIL. */
 int strata_disk_clear(struct strata_disk *disk);
 
-/* Block until every operation queued so far is committed (tests, admin
- * purge answers, shutdown).  Returns 0 or a negative error. */
+/*
+ * Block until every operation queued so far is committed (tests, admin
+ * purge answers, shutdown).  Returns 0, or a negative error when an
+ * operation failed in the writer (a write error, or a meta put refused:
+ * STRATA_EUNAVAIL, see strata_disk_meta_put()) that either this thread
+ * queued since its last flush of this tier, or that was not yet committed
+ * when the call began.  (A thread that queues on two tiers alternately is
+ * told only of the latter kind for the one it queued on first.)
+ */
 int strata_disk_flush(struct strata_disk *disk);
 
 /*
  * Call `fn` for each stored key text starting with `prefix` (may be "")
  * in key-text order, with its hash, until it returns non-zero or `limit`
  * keys were visited (0: no limit).  The text passed is NUL-terminated and
- * valid only during the call.  Order is exact for texts that differ in
+ * valid only during the call (strata_disk_scan_tag() passes NULL, 0).  Order is exact for texts that differ in
  * their first 495 bytes; longer texts sharing those come in hash order.
  * Runs in its own read transaction on the calling thread (`fn` may call
  * lookup, store or remove; not close).  Returns the number visited
@@ -146,6 +160,87 @@ typedef int (*strata_disk_key_fn)(void *arg, const char *key_text,
 				  const struct strata_key *key);
 long strata_disk_scan_prefix(struct strata_disk *disk, const char *prefix,
 			     size_t limit, strata_disk_key_fn fn, void *arg);
+
+/*
+ * Like strata_disk_scan_prefix(), but visits the entries carrying `tag`
+ * (exactly; any length, may be ""), in hash order, until `fn` returns
+ * non-zero or `limit` were visited (0: no limit).  `fn` gets key_text NULL
+ * and key_len 0: the tag index holds only hashes, and the text sits in
+ * the encoded entry, which would have to be decoded (strata_disk_lookup()
+ * it, or strata_disk_remove() the hash, which needs no text).  Runs in its
+ * own read transaction on the calling thread (`fn` may call lookup, store
+ * or remove; not close).  Returns the number visited (including the one
+ * that stopped the scan) or a negative error.
+ *
+ * Exact for entries written by this tier: store, remove, clear, the
+ * sweeper and eviction keep the index in the entry's own transaction.
+ * One approximation: an entry removed because its stored bytes failed
+ * decoding leaves its tag records behind (its tags cannot be read); they
+ * are skipped while its hash is absent, but if the same key is stored
+ * again with other tags, a scan of an old tag lists it too.  A purge by
+ * tag then removes one entry too many, never too few.
+ */
+long strata_disk_scan_tag(struct strata_disk *disk, const char *tag,
+			  size_t limit, strata_disk_key_fn fn, void *arg);
+
+/*
+ * Meta records for other modules: small named values kept in the tier's
+ * meta database, persistent across restarts, not touched by clear,
+ * eviction or the sweeper.  Names are 1 to STRATA_DISK_META_NAME_MAX
+ * bytes of printable ASCII without spaces; the tier's own records
+ * ("strata-disk", "reclaimed-at") are refused with -EINVAL.  The tier's
+ * own names never contain a '.', so use "<module>.<name>"
+ * ("redis.purge_id").  Values are at most STRATA_DISK_META_VALUE_MAX
+ * bytes (may be empty).
+ */
+#define STRATA_DISK_META_NAME_MAX 64
+#define STRATA_DISK_META_VALUE_MAX 4096
+
+/*
+ * Read the meta record `name` on the calling thread, from the last
+ * committed state (a put still queued is not seen; strata_disk_flush()
+ * first to read your own writes).  On success copies the value into
+ * `buf` (`cap` bytes; may be NULL when `cap` is 0), stores its length in
+ * *len (when `len` is not NULL) and returns 0.  Returns STRATA_EMISS when
+ * there is no such record (*len = 0), -ENOSPC when the value is longer
+ * than `cap` (nothing copied; *len is the length needed), -EINVAL for a
+ * bad or reserved name, or another negative error.
+ */
+int strata_disk_meta_get(struct strata_disk *disk, const char *name,
+			 void *buf, size_t cap, size_t *len);
+
+/*
+ * Queue writing the meta record `name` = `value` (`len` bytes; copied, so
+ * the caller's buffer may go at once), replacing any earlier value.
+ * Returns 0 when queued; STRATA_EUNAVAIL when the queue is full (nothing
+ * queued, counted in `dropped`: retry, the put is never dropped
+ * silently); -EINVAL for a bad or reserved name, a value over
+ * STRATA_DISK_META_VALUE_MAX, or a NULL value with `len` > 0; -ENOMEM.
+ * Any thread.
+ *
+ * Ordering guarantee: the writer applies the queue in order, so a put
+ * commits in the same write transaction as the operations queued before
+ * it (by any thread, as ordered by their enqueue calls) or in a later one,
+ * never in an earlier one.  Once the put's record is committed, so are
+ * the removals and clears queued before it.  The Redis purge-stream
+ * follower relies on this: it queues a purge's removals, then a put of
+ * "last purge applied", and that record can only become durable after
+ * the removals have.
+ *
+ * Failure: a removal or clear that was refused when queued
+ * (STRATA_EUNAVAIL) was never queued: a caller recording progress must
+ * not queue the put after such a refusal.  If a queued removal or clear
+ * is lost to a write error in the writer (strata_disk_flush() reports the
+ * error), every meta put applied after that is refused until the tier is
+ * reopened: nothing is written, the writer logs it, and
+ * strata_disk_flush() returns STRATA_EUNAVAIL.  So a committed record
+ * never claims a removal that was lost; after a restart the follower
+ * resumes from its last committed record and replays what followed.
+ * (With sync "none" or "meta", an OS crash may undo the last commits
+ * together: the order still holds.)
+ */
+int strata_disk_meta_put(struct strata_disk *disk, const char *name,
+			 const void *value, size_t len);
 
 void strata_disk_stats(struct strata_disk *disk,
 		       struct strata_disk_stats *out);

@@ -39,6 +39,10 @@
  *   increment of the entry's refcount).  The one exception is the lazy
  *   removal of an entry past keep_until, which only pthread_mutex_trylock()s
  *   and gives up when a writer holds the lock: a lookup never waits.
+ *   strata_mem_foreach() is lock-free too: one read-side section around
+ *   a cds_lfht_first/next walk, the same acquire loads of node->entry as a
+ *   lookup, and whatever references its callback takes (safe for the same
+ *   reason as a lookup's: see Reclamation).
  *   Everything else takes mem->lock (one lock for the whole tier: stores
  *   follow an upstream fetch, so they are rare next to hits and far
  *   slower than the critical section; sharding would split the budget and
@@ -53,7 +57,12 @@
  *   concurrent lookup finds exactly one of them); a removal or eviction
  *   at its cds_lfht_del; a lookup when cds_lfht_lookup reads the node.  A
  *   lookup may therefore return an entry that a writer removes a moment
- *   later; that is a hit that linearizes before the removal.
+ *   later; that is a hit that linearizes before the removal.  A purge is
+ *   not one atomic step: each entry it removes linearizes at its own
+ *   cds_lfht_del, so a concurrent lookup may miss one purged entry and
+ *   hit another not yet reached.  Stores wait for the whole purge (it
+ *   holds mem->lock), so no entry stored after strata_mem_purge_if()
+ *   returns is judged by it, and none stored before it began escapes it.
  *
  *   Reclamation: a writer that unlinks a node calls call_rcu; the
  *   callback runs after every read-side section that might have seen the
@@ -616,6 +625,82 @@ uint64_t strata_mem_clear(struct strata_mem *mem)
 	read_unlock();
 	pthread_mutex_unlock(&mem->lock);
 	return n;
+}
+
+uint64_t strata_mem_purge_if(struct strata_mem *mem,
+			     bool (*match_fn)(const struct strata_entry *e,
+					      void *arg),
+			     void *arg)
+{
+	struct mem_node *node, *next;
+	const struct strata_entry *e;
+	uint64_t n, removed = 0;
+
+	STRATA_ASSERT(mem->magic == MEM_MAGIC);
+	STRATA_ASSERT(match_fn != NULL);
+	ensure_registered();
+
+	pthread_mutex_lock(&mem->lock);
+	read_lock();
+	/*
+	 * Walk the clock ring rather than the table: under the lock it holds
+	 * exactly the published nodes, and unlinking the current node leaves
+	 * its successor's links intact.  `n` bounds the walk to one
+	 * revolution (the ring shrinks as we go; nothing joins it, since
+	 * stores wait for the lock).  Starting at the hand and removing
+	 * nodes does not disturb CLOCK: ring_unlink_locked() moves the hand
+	 * past a removed node, exactly as for an eviction.
+	 */
+	n = atomic_load_explicit(&mem->entries, memory_order_relaxed);
+	node = mem->hand;
+	for (uint64_t i = 0; i < n; i++) {
+		STRATA_ASSERT(node != NULL && node->magic == NODE_MAGIC);
+		next = node->next;
+		/* Relaxed: under mem->lock, which the storing writer released
+		 * after publishing the node, so the entry is visible. */
+		e = atomic_load_explicit(&node->entry, memory_order_relaxed);
+		if (match_fn(e, arg)) {
+			remove_locked(mem, node);
+			removed++;
+		}
+		node = next;
+	}
+	read_unlock();
+	pthread_mutex_unlock(&mem->lock);
+	return removed;
+}
+
+size_t strata_mem_foreach(struct strata_mem *mem,
+			  bool (*fn)(struct strata_entry *e, void *arg),
+			  void *arg)
+{
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *lfht;
+	struct mem_node *node;
+	struct strata_entry *e;
+	size_t visited = 0;
+
+	STRATA_ASSERT(mem->magic == MEM_MAGIC);
+	STRATA_ASSERT(fn != NULL);
+	ensure_registered();
+
+	read_lock();
+	for (cds_lfht_first(mem->ht, &iter);
+	     (lfht = cds_lfht_iter_get_node(&iter)) != NULL;
+	     cds_lfht_next(mem->ht, &iter)) {
+		node = caa_container_of(lfht, struct mem_node, lfht);
+		/* Acquire: pairs with the release store in strata_mem_store(),
+		 * as in a lookup, so the entry's fields are visible. */
+		e = atomic_load_explicit(&node->entry, memory_order_acquire);
+		visited++;
+		/* A node deleted while we look still holds its reference
+		 * until our read-side section ends, so `e` is valid and fn
+		 * may take a reference to it. */
+		if (!fn(e, arg))
+			break;
+	}
+	read_unlock();
+	return visited;
 }
 
 void strata_mem_stats(struct strata_mem *mem, struct strata_mem_stats *out)

@@ -20,6 +20,7 @@
 #ifndef STRATA_TIER_MEM_H
 #define STRATA_TIER_MEM_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -73,6 +74,63 @@ int strata_mem_remove(struct strata_mem *mem, const struct strata_key *key);
 /* Remove everything.  Returns the number of entries removed.  Readers
  * holding references keep their entries. */
 uint64_t strata_mem_clear(struct strata_mem *mem);
+
+/*
+ * Remove every entry for which `match_fn(e, arg)` returns true; returns
+ * how many were removed.  Purging by tag or by key-text prefix is built on
+ * this.
+ *
+ * Runs under the tier's writer lock for the whole walk (one call of
+ * `match_fn` per entry, in no particular order), so stores, removals and
+ * other purges wait for it; lookups do not: they stay lock-free
+ * throughout, and a reader that already holds a reference to a purged
+ * entry keeps it (entries are released after an RCU grace period, as for
+ * strata_mem_remove()).  Each removal takes effect at once: a lookup that
+ * starts after `match_fn` matched an entry misses it.  The budget, `bytes`
+ * and `entries` are adjusted per removal; `evictions` and `expired` are
+ * not (a purge is neither).
+ *
+ * `match_fn` gets a borrowed entry, valid only during the call; it must
+ * not keep the pointer (it may strata_entry_ref() it), must not call into
+ * this tier (the writer lock is held: a store or removal would deadlock)
+ * and should be quick (a few string comparisons: writers wait).
+ */
+uint64_t strata_mem_purge_if(struct strata_mem *mem,
+			     bool (*match_fn)(const struct strata_entry *e,
+					      void *arg),
+			     void *arg);
+
+/*
+ * Call `fn(e, arg)` for the entries in the tier, in no particular order,
+ * until it returns false; returns the number of calls made (including the
+ * one that returned false).  For listing, counting, or collecting
+ * references to act on afterwards.
+ *
+ * Takes no lock: it walks the lock-free table inside one RCU read-side
+ * section, so it runs alongside lookups, stores and removals.  An entry
+ * present for the whole walk is visited exactly once; one stored, replaced
+ * or removed during the walk may or may not be visited (a replaced entry
+ * in its old or its new version, never both).  Entries are visited
+ * whether fresh or not: `fn` sees expires and keep_until and may judge.
+ *
+ * Rules for `fn`:
+ * - `e` is borrowed and stays valid during the call even if a writer
+ *   removes it meanwhile (the tier's reference is released only after the
+ *   read-side section ends).  To use it after the call, take a reference
+ *   with strata_entry_ref() (safe here because the tier's reference is
+ *   still held) and release it later with strata_entry_release().
+ * - It may call strata_mem_lookup() and strata_mem_stats() on this tier.
+ *   It must not call strata_mem_store(), _remove(), _clear(), _purge_if()
+ *   or _free(): they take the writer lock, whose order is "writer lock,
+ *   then read-side section" (docs/concurrency.md); collect references and
+ *   act on them after foreach returns.
+ * - It should be quick and must not block: while the walk lasts no grace
+ *   period can end, so memory of entries removed meanwhile is not
+ *   reclaimed until it returns.
+ */
+size_t strata_mem_foreach(struct strata_mem *mem,
+			  bool (*fn)(struct strata_entry *e, void *arg),
+			  void *arg);
 
 /* A consistent-enough snapshot of the counters (relaxed reads). */
 void strata_mem_stats(struct strata_mem *mem, struct strata_mem_stats *out);

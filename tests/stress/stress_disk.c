@@ -9,9 +9,11 @@
  * Then, for STRESS_SECONDS:
  *
  *  - reader threads look up random keys (skewed so some are hot) and
- *    verify every hit;
- *  - writer threads store (most operations), remove, and now and then
- *    flush or clear; a full queue is an expected answer;
+ *    verify every hit; now and then they scan a tag and read the writers'
+ *    meta records;
+ *  - writer threads store (most operations; every entry carries its
+ *    group's tag and "stress"), remove, put a meta record (a counter),
+ *    and now and then flush or clear; a full queue is an expected answer;
  *  - a churn thread keeps starting short-lived threads that do a few
  *    lookups and exit, so the per-thread read transaction is created and
  *    then cleaned up by the thread-exit destructor again and again;
@@ -39,6 +41,13 @@
  *  - after a flush, stored entries are found and removed ones are not,
  *    and after a clean close and reopen the flushed entry is still found;
  *  - the sweeper removes expired entries;
+ *  - a tag scan lists only entries of that tag's group, during the run
+ *    (while stores, removals, eviction, clears and the sweeper change the
+ *    index) and at rest, where it lists exactly the long-lived entries a
+ *    lookup finds; after a clear it lists nothing;
+ *  - each writer's meta record never goes backwards for a reader, equals
+ *    the last value the writer queued once flushed, and survives
+ *    reopening;
  *  - at quiescence hits + misses equal the lookups the threads made, and
  *    the run evicted, stored and hit something (else it proved nothing);
  *  - close() with readers of exited and of still-running threads, then
@@ -95,6 +104,13 @@
 #define MAX_THREADS 64
 #define MONITOR_MS 20
 #define SWEEP_WAIT_MS 5000 /* the sweeper runs every second when idle */
+/* Tags: id % GROUPS names an entry's group tag; every entry also carries
+ * ALL_TAG.  Ids known to key_table (every id the program stores). */
+#define GROUPS 16u
+#define ALL_TAG "stress"
+#define ID_LIMIT (ID_SWEPT + SWEPT_COUNT)
+/* A reader scans a tag and reads meta records once per this many probes. */
+#define INDEX_EVERY 256u
 
 enum check {
 	CHECK_HIT_KEY,
@@ -106,6 +122,8 @@ enum check {
 	CHECK_COUNTERS,
 	CHECK_CLOSE,
 	CHECK_API,
+	CHECK_TAGS,
+	CHECK_META,
 	N_CHECKS,
 };
 
@@ -119,6 +137,8 @@ static const char *const check_name[N_CHECKS] = {
 	[CHECK_COUNTERS] = "counters add up and the run proved something",
 	[CHECK_CLOSE] = "close with readers of exited and live threads",
 	[CHECK_API] = "calls return what the contract says",
+	[CHECK_TAGS] = "a tag scan lists exactly the entries with that tag",
+	[CHECK_META] = "meta records commit in queue order and persist",
 };
 
 /* Relaxed: failure counts are read after every thread is joined. */
@@ -131,6 +151,12 @@ static atomic_bool stop;
 static struct strata_disk *disk;
 static char tmpdir[64];
 static char tier_path[96];
+/* Every id's key, and the ids sorted by key (for id_of()); filled by
+ * main before any other thread starts, read-only afterwards. */
+static struct strata_key key_table[ID_LIMIT];
+static unsigned id_by_key[ID_LIMIT];
+/* Set by main before the workers start. */
+static unsigned n_readers, n_writers;
 
 static void fail(enum check c, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
@@ -206,7 +232,8 @@ static uint8_t body_byte(unsigned id, uint32_t version, size_t i)
 static struct strata_entry *make_entry(unsigned id, uint32_t version,
 				       int64_t expires)
 {
-	char text[32], id_text[16];
+	char text[32], id_text[16], group[16];
+	const char *const tags[] = { group, ALL_TAG };
 	struct strata_headers headers = { 0 };
 	struct strata_entry_params p = { 0 };
 	struct strata_entry *e = NULL;
@@ -225,6 +252,9 @@ static struct strata_entry *make_entry(unsigned id, uint32_t version,
 	snprintf(id_text, sizeof(id_text), "%u", id);
 	if (strata_headers_add(&headers, "X-Stress-Id", id_text) != 0)
 		die("out of memory");
+	snprintf(group, sizeof(group), "group-%u", id % GROUPS);
+	p.tags = tags;
+	p.n_tags = 2;
 	p.key = &key;
 	p.key_text = text;
 	p.key_len = text_len;
@@ -268,7 +298,7 @@ static void key_of(unsigned id, struct strata_key *key)
 static bool verify_hit(const struct strata_entry *e, unsigned id,
 		       int64_t now)
 {
-	char text[32], id_text[16];
+	char text[32], id_text[16], group[16];
 	const char *hdr;
 	uint32_t version;
 	int64_t expires;
@@ -308,10 +338,13 @@ static bool verify_hit(const struct strata_entry *e, unsigned id,
 	}
 	snprintf(id_text, sizeof(id_text), "%u", id);
 	hdr = strata_entry_header(e, "X-Stress-Id");
+	snprintf(group, sizeof(group), "group-%u", id % GROUPS);
 	if (expires != e->expires || e->keep_until != e->expires ||
 	    e->created != expires - 60000 || e->status != 200 ||
 	    strcmp(e->route, "stress") != 0 || hdr == NULL ||
-	    strcmp(hdr, id_text) != 0 || e->n_headers != 1) {
+	    strcmp(hdr, id_text) != 0 || e->n_headers != 1 ||
+	    e->n_tags != 2 || strcmp(e->tags[0], group) != 0 ||
+	    strcmp(e->tags[1], ALL_TAG) != 0) {
 		fail(CHECK_HIT_BODY, "key %u: fields differ from the stored "
 		     "ones (expires %" PRId64 " vs %" PRId64 ")", id,
 		     e->expires, expires);
@@ -360,7 +393,111 @@ struct worker {
 	uint64_t seed;
 	/* Own counts, read by main after join. */
 	uint64_t lookups, hits, stores, removes, flushes, clears, full;
+	uint64_t scans, metas;
+	/* Writers: the last meta value queued (0: none). */
+	uint64_t meta_queued;
+	/* Readers: the last meta value seen of each writer. */
+	uint64_t meta_seen[MAX_THREADS];
 };
+
+static int id_by_key_cmp(const void *a, const void *b)
+{
+	return memcmp(key_table[*(const unsigned *)a].hash,
+		      key_table[*(const unsigned *)b].hash,
+		      STRATA_KEY_HASH_LEN);
+}
+
+/* The id whose key is `key`, or ID_LIMIT. */
+static unsigned id_of(const struct strata_key *key)
+{
+	size_t lo = 0, hi = ID_LIMIT, mid;
+	int c;
+
+	while (lo < hi) {
+		mid = lo + (hi - lo) / 2;
+		c = memcmp(key_table[id_by_key[mid]].hash, key->hash,
+			   STRATA_KEY_HASH_LEN);
+		if (c == 0)
+			return id_by_key[mid];
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return ID_LIMIT;
+}
+
+struct tag_scan {
+	unsigned group;              /* GROUPS: ALL_TAG */
+	bool *listed;                /* NULL, or ID_LIMIT flags to set */
+	unsigned n;
+};
+
+static int tag_scan_cb(void *arg, const char *text, size_t len,
+		       const struct strata_key *key)
+{
+	struct tag_scan *scan = arg;
+	unsigned id = id_of(key);
+
+	if (text != NULL || len != 0)
+		fail(CHECK_API, "a tag scan passed a key text");
+	if (id == ID_LIMIT || (scan->group < GROUPS &&
+			       id % GROUPS != scan->group)) {
+		fail(CHECK_TAGS, "group-%u listed key %u, of another group",
+		     scan->group, id);
+		return 0;
+	}
+	if (scan->listed != NULL) {
+		if (scan->listed[id])
+			fail(CHECK_TAGS, "key %u listed twice", id);
+		scan->listed[id] = true;
+	}
+	scan->n++;
+	return 0;
+}
+
+/* Scan `group`'s tag (GROUPS: ALL_TAG) in `d`; returns the count. */
+static long scan_group(struct strata_disk *d, unsigned group, bool *listed)
+{
+	struct tag_scan scan = { .group = group, .listed = listed };
+	char tag[16];
+	long rc;
+
+	if (group < GROUPS)
+		snprintf(tag, sizeof(tag), "group-%u", group);
+	else
+		snprintf(tag, sizeof(tag), "%s", ALL_TAG);
+	rc = strata_disk_scan_tag(d, tag, 0, tag_scan_cb, &scan);
+	if (rc < 0 || (unsigned long)rc != scan.n)
+		fail(CHECK_API, "scan_tag returned %ld, visited %u", rc,
+		     scan.n);
+	return rc;
+}
+
+static void meta_name_of(unsigned writer, char name[32])
+{
+	snprintf(name, 32, "stress.writer-%u", writer);
+}
+
+/* Read `writer`'s meta record from `d`: 0 when absent, else its value
+ * (a positive counter). */
+static uint64_t meta_value(struct strata_disk *d, unsigned writer)
+{
+	char name[32], buf[32];
+	size_t len = 0;
+	int rc;
+
+	meta_name_of(writer, name);
+	rc = strata_disk_meta_get(d, name, buf, sizeof(buf) - 1, &len);
+	if (rc == STRATA_EMISS)
+		return 0;
+	if (rc != 0 || len == 0) {
+		fail(CHECK_API, "meta_get %s: %d (length %zu)", name, rc, len);
+		return 0;
+	}
+	buf[len] = '\0';
+	return strtoull(buf, NULL, 10);
+}
 
 /* Count one probe into `w`. */
 static void count_probe(struct worker *w, int rc)
@@ -379,12 +516,36 @@ static unsigned pick_id(uint64_t *seed)
 		       : (unsigned)(r >> 8) % KEYS;
 }
 
+/* A reader's occasional index work: one tag scan, and every writer's
+ * meta record, which must never go backwards (each writer queues rising
+ * values, and the writer thread commits them in queue order). */
+static void index_probe(struct worker *w)
+{
+	uint64_t v;
+
+	scan_group(disk, (unsigned)(rnd(&w->seed) % (GROUPS + 1)), NULL);
+	w->scans++;
+	for (unsigned i = 0; i < n_writers; i++) {
+		v = meta_value(disk, n_readers + i);
+		if (v < w->meta_seen[i])
+			fail(CHECK_META, "writer %u's record went from %" PRIu64
+			     " back to %" PRIu64, n_readers + i,
+			     w->meta_seen[i], v);
+		else
+			w->meta_seen[i] = v;
+	}
+	w->metas++;
+}
+
 static void *reader_main(void *arg)
 {
 	struct worker *w = arg;
 
-	while (!atomic_load_explicit(&stop, memory_order_acquire))
+	while (!atomic_load_explicit(&stop, memory_order_acquire)) {
 		count_probe(w, probe(disk, pick_id(&w->seed)));
+		if (w->lookups % INDEX_EVERY == 0)
+			index_probe(w);
+	}
 	return NULL;
 }
 
@@ -401,10 +562,12 @@ static void *writer_main(void *arg)
 	uint32_t version = w->index << 24;
 	struct strata_entry *e;
 	struct strata_key key;
+	char name[32], value[24];
 	unsigned id, op;
-	uint64_t r;
+	uint64_t r, next_meta = 0;
 	int rc;
 
+	meta_name_of(w->index, name);
 	while (!atomic_load_explicit(&stop, memory_order_acquire)) {
 		r = rnd(&w->seed);
 		id = (unsigned)(r >> 16) % KEYS;
@@ -424,6 +587,13 @@ static void *writer_main(void *arg)
 			key_of(id, &key);
 			rc = strata_disk_remove(disk, &key);
 			w->removes += rc == 0;
+		} else if (op <= 440) {
+			/* Values rise; a refused one is simply skipped. */
+			snprintf(value, sizeof(value), "%" PRIu64, ++next_meta);
+			rc = strata_disk_meta_put(disk, name, value,
+						  strlen(value));
+			if (rc == 0)
+				w->meta_queued = next_meta;
 		} else {
 			e = make_entry(id, ++version,
 				       expires_for(id, strata_wall_ms(),
@@ -646,6 +816,44 @@ static uint64_t prefill(void)
 }
 
 /*
+ * Quiescent checks of the indexes, before quiescent_checks() clears: each
+ * writer's meta record holds the last value it queued, and each group's
+ * tag lists exactly the long-lived entries a lookup finds (expired and
+ * short-lived ones may be listed until the sweeper, which still runs,
+ * reaches them; eviction needs a store, and none runs now).  Adds the
+ * main thread's lookups to *lookups and *hits.
+ */
+static void quiescent_index_checks(const struct worker *w, uint64_t *lookups,
+				   uint64_t *hits)
+{
+	static bool listed[ID_LIMIT];
+	uint64_t v;
+	int rc;
+
+	flush_quiet("before the index checks");
+	for (unsigned i = n_readers; i < n_readers + n_writers; i++) {
+		v = meta_value(disk, i);
+		if (v != w[i].meta_queued)
+			fail(CHECK_META, "writer %u's record is %" PRIu64
+			     " after a flush, it queued %" PRIu64 " last", i,
+			     v, w[i].meta_queued);
+	}
+	memset(listed, 0, sizeof(listed));
+	for (unsigned g = 0; g < GROUPS; g++)
+		scan_group(disk, g, listed);
+	for (unsigned id = 0; id < KEYS; id++) {
+		if (expired_id(id) || short_id(id))
+			continue;
+		rc = probe(disk, id);
+		*lookups += 1;
+		*hits += rc == 1;
+		if ((rc == 1) != listed[id])
+			fail(CHECK_TAGS, "key %u is %sstored but %slisted", id,
+			     rc == 1 ? "" : "not ", listed[id] ? "" : "not ");
+	}
+}
+
+/*
  * Quiescent checks on the first tier: a clear, stores and a removal are
  * visible after a flush; entries stored expired are swept.  Adds the
  * main thread's lookups to *lookups and *hits.
@@ -668,6 +876,8 @@ static void quiescent_checks(uint64_t *lookups, uint64_t *hits)
 	if (st.entries != 0)
 		fail(CHECK_FLUSHED, "%" PRIu64 " entries after a flushed "
 		     "clear", st.entries);
+	if (scan_group(disk, GROUPS, NULL) != 0)
+		fail(CHECK_TAGS, "a tag lists entries after a flushed clear");
 
 	store_quiet(make_entry(ID_KEPT, 1, now + 3600000));
 	store_quiet(make_entry(ID_REMOVED, 1, now + 3600000));
@@ -686,6 +896,11 @@ static void quiescent_checks(uint64_t *lookups, uint64_t *hits)
 		fail(CHECK_FLUSHED, "a removed, flushed entry was found");
 	*lookups += 1;
 	*hits += rc == 1;
+	if (scan_group(disk, GROUPS, NULL) != 1 ||
+	    scan_group(disk, ID_KEPT % GROUPS, NULL) != 1 ||
+	    scan_group(disk, ID_REMOVED % GROUPS, NULL) != 0)
+		fail(CHECK_TAGS, "after a store and a removal, the tags list "
+		     "other than the one stored entry");
 
 	/* Stored expired: never a hit, and gone once the sweeper ran. */
 	strata_disk_stats(disk, &before);
@@ -733,6 +948,7 @@ int main(void)
 	unsigned n = readers + writers + 1, passed = 0, failed = 0;
 	uint64_t lookups = 0, hits = 0, stores = 0, removes = 0, flushes = 0;
 	uint64_t clears = 0, full = 0, end_ms, samples = 0, evictions_before;
+	uint64_t scans = 0, metas = 0;
 	struct lingering ling[LINGERING];
 	struct strata_disk_stats st;
 	struct strata_disk *d;
@@ -753,6 +969,13 @@ int main(void)
 	if (mkdtemp(tmpdir) == NULL)
 		die("mkdtemp failed");
 	snprintf(tier_path, sizeof(tier_path), "%s/tier", tmpdir);
+	for (unsigned id = 0; id < ID_LIMIT; id++) {
+		key_of(id, &key_table[id]);
+		id_by_key[id] = id;
+	}
+	qsort(id_by_key, ID_LIMIT, sizeof(id_by_key[0]), id_by_key_cmp);
+	n_readers = readers;
+	n_writers = writers;
 	disk = open_tier();
 	evictions_before = prefill();
 
@@ -787,6 +1010,8 @@ int main(void)
 		flushes += w[i].flushes;
 		clears += w[i].clears;
 		full += w[i].full;
+		scans += w[i].scans;
+		metas += w[i].metas;
 	}
 
 	/* Quiescent: only the main thread uses the tier now. */
@@ -797,6 +1022,8 @@ int main(void)
 	       PRIu64 " refused: queue full)\n",
 	       seconds, readers, writers, lookups, hits, stores, removes,
 	       clears, flushes, full);
+	printf("stress_disk: readers scanned %" PRIu64 " tags and read the "
+	       "meta records %" PRIu64 " times\n", scans, metas);
 	printf("stress_disk: tier: %" PRIu64 " stored, %" PRIu64
 	       " dropped, %" PRIu64 " evicted (%" PRIu64 " in the run), %"
 	       PRIu64 " expired, %" PRIu64 " entries in %" PRIu64 " of %"
@@ -804,14 +1031,17 @@ int main(void)
 	       st.stores, st.dropped, st.evictions,
 	       st.evictions - evictions_before, st.expired, st.entries,
 	       st.bytes_used, st.size, samples);
-	if (st.evictions == evictions_before || hits == 0 || stores == 0)
+	if (st.evictions == evictions_before || hits == 0 || stores == 0 ||
+	    scans == 0)
 		fail(CHECK_COUNTERS, "the run proved nothing: %" PRIu64
 		     " evictions during it, %" PRIu64 " hits, %" PRIu64
-		     " stores", st.evictions - evictions_before, hits, stores);
+		     " stores, %" PRIu64 " tag scans",
+		     st.evictions - evictions_before, hits, stores, scans);
 	if (st.corrupt != 0)
 		fail(CHECK_HIT_BODY, "%" PRIu64 " stored entries failed "
 		     "decoding", st.corrupt);
 
+	quiescent_index_checks(w, &lookups, &hits);
 	quiescent_checks(&lookups, &hits);
 
 	/* Lingering threads: lookups done, still alive at close. */
@@ -851,6 +1081,12 @@ int main(void)
 	if (rc != 1)
 		fail(CHECK_FLUSHED, "the flushed entry was gone after "
 		     "close and reopen (%d)", rc);
+	if (scan_group(d, ID_KEPT % GROUPS, NULL) != 1)
+		fail(CHECK_TAGS, "the tag index did not survive reopening");
+	for (unsigned i = readers; i < readers + writers; i++)
+		if (meta_value(d, i) != w[i].meta_queued)
+			fail(CHECK_META, "writer %u's record did not survive "
+			     "reopening", i);
 	set_phase(1, d);
 	wait_reported(2 * LINGERING);
 	for (unsigned i = 0; i < LINGERING; i++)

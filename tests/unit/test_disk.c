@@ -102,8 +102,10 @@ static struct strata_disk *open_tier(uint64_t size)
 	return disk;
 }
 
-static struct strata_entry *entry_of(const char *text, const char *body,
-				     size_t body_len, int64_t expires)
+static struct strata_entry *entry_tagged(const char *text, const char *body,
+					 size_t body_len, int64_t expires,
+					 const char *const *tags,
+					 size_t n_tags)
 {
 	struct strata_headers headers = { 0 };
 	struct strata_key key;
@@ -116,6 +118,8 @@ static struct strata_entry *entry_of(const char *text, const char *body,
 		.created = strata_wall_ms(),
 		.expires = expires,
 		.headers = &headers,
+		.tags = tags,
+		.n_tags = n_tags,
 		.body = body,
 		.body_len = body_len,
 	};
@@ -127,6 +131,23 @@ static struct strata_entry *entry_of(const char *text, const char *body,
 	cr_assert_eq(strata_entry_new(&p, &e), 0);
 	strata_headers_clear(&headers);
 	return e;
+}
+
+static struct strata_entry *entry_of(const char *text, const char *body,
+				     size_t body_len, int64_t expires)
+{
+	return entry_tagged(text, body, body_len, expires, NULL, 0);
+}
+
+static void store_tagged(struct strata_disk *disk, const char *text,
+			 const char *body, int64_t expires,
+			 const char *const *tags, size_t n_tags)
+{
+	struct strata_entry *e = entry_tagged(text, body, strlen(body),
+					      expires, tags, n_tags);
+
+	cr_assert_eq(strata_disk_store(disk, e), 0);
+	strata_entry_release(&e);
 }
 
 static void store_text(struct strata_disk *disk, const char *text,
@@ -204,6 +225,65 @@ static int collect_cb(void *arg, const char *text, size_t len,
 	return v->stop_after && v->n >= v->stop_after;
 }
 
+/* A tag scan's visits: hashes only. */
+struct tag_visits {
+	struct strata_key keys[64];
+	size_t n;
+	size_t stop_after; /* 0: never */
+};
+
+static int tag_collect_cb(void *arg, const char *text, size_t len,
+			  const struct strata_key *key)
+{
+	struct tag_visits *v = arg;
+
+	cr_assert_null(text, "a tag scan passes no key text");
+	cr_assert_eq(len, 0);
+	cr_assert_lt(v->n, 64);
+	v->keys[v->n++] = *key;
+	return v->stop_after && v->n >= v->stop_after;
+}
+
+static int count_cb(void *arg, const char *text, size_t len,
+		    const struct strata_key *key)
+{
+	(void)arg;
+	(void)text;
+	(void)len;
+	(void)key;
+	return 0;
+}
+
+/* Whether a tag scan visited the entry of `text`. */
+static bool tag_visited(const struct tag_visits *v, const char *text)
+{
+	struct strata_key key;
+
+	strata_key_hash(text, strlen(text), &key);
+	for (size_t i = 0; i < v->n; i++)
+		if (strata_key_equal(&v->keys[i], &key))
+			return true;
+	return false;
+}
+
+/* The entries a scan of `tag` visits: exactly `texts` (n of them). */
+static void expect_tag(struct strata_disk *disk, const char *tag,
+		       const char *const *texts, size_t n)
+{
+	struct tag_visits v = { 0 };
+
+	cr_assert_eq(strata_disk_scan_tag(disk, tag, 0, tag_collect_cb, &v),
+		     (long)n, "tag \"%.40s\": %zu visited, %zu expected", tag,
+		     v.n, n);
+	for (size_t i = 0; i < n; i++)
+		cr_assert(tag_visited(&v, texts[i]), "tag \"%.40s\" lists %s",
+			  tag, texts[i]);
+	for (size_t i = 1; i < v.n; i++)
+		cr_assert_lt(memcmp(v.keys[i - 1].hash, v.keys[i].hash,
+				    STRATA_KEY_HASH_LEN),
+			     0, "in hash order, each once");
+}
+
 static size_t count_corrupt_dirs(void)
 {
 	char pattern[160];
@@ -229,7 +309,7 @@ static void set_format_version(uint32_t version)
 	MDB_val d = { sizeof(v), v };
 
 	cr_assert_eq(mdb_env_create(&env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(env, 4), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
 	cr_assert_eq(mdb_env_set_mapsize(env, 2 * MIB), 0);
 	cr_assert_eq(mdb_env_open(env, tier_path, 0, 0600), 0);
 	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
@@ -241,31 +321,31 @@ static void set_format_version(uint32_t version)
 
 /* Records in each index, read directly (no tier open in-process). */
 struct raw_counts {
-	size_t entries, keys, expiry;
+	size_t entries, keys, expiry, tags;
 };
 
 static struct raw_counts raw_counts(void)
 {
-	const char *const names[] = { "entries", "keys", "expiry" };
-	size_t n[3];
+	const char *const names[] = { "entries", "keys", "expiry", "tags" };
+	size_t n[4];
 	MDB_env *env;
 	MDB_txn *txn;
 	MDB_dbi dbi;
 	MDB_stat st;
 
 	cr_assert_eq(mdb_env_create(&env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(env, 4), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
 	cr_assert_eq(mdb_env_set_mapsize(env, 4 * MIB), 0);
 	cr_assert_eq(mdb_env_open(env, tier_path, MDB_RDONLY, 0600), 0);
 	cr_assert_eq(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
-	for (int i = 0; i < 3; i++) {
+	for (int i = 0; i < 4; i++) {
 		cr_assert_eq(mdb_dbi_open(txn, names[i], 0, &dbi), 0);
 		cr_assert_eq(mdb_stat(txn, dbi, &st), 0);
 		n[i] = st.ms_entries;
 	}
 	mdb_txn_abort(txn);
 	mdb_env_close(env);
-	return (struct raw_counts){ n[0], n[1], n[2] };
+	return (struct raw_counts){ n[0], n[1], n[2], n[3] };
 }
 
 static void write_file(const char *name, const void *bytes, size_t len)
@@ -579,14 +659,16 @@ Test(disk, size_stays_bounded_under_a_flood)
 	int64_t now = strata_wall_ms();
 	static char body[4000];
 	struct strata_disk_stats st;
-	char text[32];
+	char text[32], tag[16];
+	const char *tags[2] = { "flood", tag };
 	unsigned n = (unsigned)(total / sizeof(body)), i;
 
 	memset(body, 'b', sizeof(body) - 1);
 	for (i = 0; i < n; i++) {
 		snprintf(text, sizeof(text), "GET /flood/%06u\n", i);
+		snprintf(tag, sizeof(tag), "group-%u", i % 8);
 		/* Later entries expire later, so eviction takes the oldest. */
-		store_text(disk, text, body, now + HOUR_MS + i);
+		store_tagged(disk, text, body, now + HOUR_MS + i, tags, 2);
 		if (i % 256 == 255)
 			cr_assert_eq(strata_disk_flush(disk), 0);
 		st = stats_of(disk);
@@ -608,10 +690,13 @@ Test(disk, size_stays_bounded_under_a_flood)
 		expect_body(disk, text, body);
 	}
 	expect_miss(disk, "GET /flood/000000\n");
+	cr_assert_eq(strata_disk_scan_tag(disk, "flood", 0, count_cb, NULL),
+		     (long)st.entries, "the evicted are not listed");
 	strata_disk_close(&disk);
 	/* Evictions took every index record with the entry. */
 	cr_assert_eq(raw_counts().keys, st.entries);
 	cr_assert_eq(raw_counts().expiry, st.entries);
+	cr_assert_eq(raw_counts().tags, 2 * st.entries);
 }
 
 Test(disk, entry_over_a_quarter_of_the_map_is_not_stored)
@@ -743,7 +828,7 @@ Test(disk, format_version_mismatch_moves_aside)
 	store_text(disk, "GET /a\n", "alpha", strata_wall_ms() + HOUR_MS);
 	cr_assert_eq(strata_disk_flush(disk), 0);
 	strata_disk_close(&disk);
-	set_format_version(2);
+	set_format_version(3); /* a newer Strata's */
 
 	disk = open_tier(4 * MIB);
 	cr_assert_eq(count_corrupt_dirs(), 1);
@@ -770,7 +855,7 @@ Test(disk, format_version_mismatch_fails_when_told_to)
 	cr_assert_null(disk);
 	cr_assert_eq(count_corrupt_dirs(), 0, "left where it was");
 	/* Put right, it opens with its entries. */
-	set_format_version(1);
+	set_format_version(2);
 	cr_assert_eq(strata_disk_open(&cfg, &disk), 0);
 	expect_body(disk, "GET /a\n", "alpha");
 	strata_disk_close(&disk);
@@ -865,7 +950,7 @@ Test(disk, corrupt_stored_entry_is_a_counted_miss_and_removed)
 	k = (MDB_val){ sizeof(key.hash), key.hash };
 	d = (MDB_val){ 14, "not an entry.." };
 	cr_assert_eq(mdb_env_create(&env), 0);
-	cr_assert_eq(mdb_env_set_maxdbs(env, 4), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
 	cr_assert_eq(mdb_env_set_mapsize(env, 4 * MIB), 0);
 	cr_assert_eq(mdb_env_open(env, tier_path, 0, 0600), 0);
 	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
@@ -1077,4 +1162,710 @@ Test(disk, reader_threads_exit_before_and_after_close)
 		pthread_cond_destroy(&t[i].cv);
 		pthread_mutex_destroy(&t[i].lock);
 	}
+}
+
+/* --- the tag index ------------------------------------------------------------ */
+
+/* A scan callback that removes what it is shown: a purge by tag. */
+static int remove_visited_cb(void *arg, const char *text, size_t len,
+			     const struct strata_key *key)
+{
+	(void)text;
+	(void)len;
+	cr_assert_eq(strata_disk_remove(arg, key), 0);
+	return 0;
+}
+
+Test(disk, scan_tag_lists_the_entries_carrying_it)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	int64_t expires = strata_wall_ms() + HOUR_MS;
+	static const char *const red[] = { "red" };
+	static const char *const red_blue_red[] = { "red", "blue", "red" };
+	static const char *const blue[] = { "blue" };
+	static const char *const near_red[] = { "redd", "re", "" };
+	const char *const a_b[] = { "GET /a\n", "GET /b\n" };
+	const char *const b_c[] = { "GET /b\n", "GET /c\n" };
+	const char *const d[] = { "GET /d\n" };
+	struct tag_visits v = { 0 };
+
+	store_tagged(disk, "GET /a\n", "a", expires, red, 1);
+	store_tagged(disk, "GET /b\n", "b", expires, red_blue_red, 3);
+	store_tagged(disk, "GET /c\n", "c", expires, blue, 1);
+	store_tagged(disk, "GET /d\n", "d", expires, near_red, 3);
+	store_text(disk, "GET /e\n", "untagged", expires);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+
+	expect_tag(disk, "red", a_b, 2);
+	expect_tag(disk, "blue", b_c, 2);
+	expect_tag(disk, "redd", d, 1);
+	expect_tag(disk, "re", d, 1);
+	expect_tag(disk, "", d, 1);
+	expect_tag(disk, "r", NULL, 0);
+	expect_tag(disk, "red ", NULL, 0);
+	expect_tag(disk, "green", NULL, 0);
+
+	cr_assert_eq(strata_disk_scan_tag(disk, "red", 1, tag_collect_cb, &v),
+		     1, "limit");
+	v = (struct tag_visits){ .stop_after = 1 };
+	cr_assert_eq(strata_disk_scan_tag(disk, "blue", 0, tag_collect_cb, &v),
+		     1, "the callback stops it");
+
+	/* A purge by tag: the callback may queue removals. */
+	cr_assert_eq(strata_disk_scan_tag(disk, "red", 0, remove_visited_cb,
+					  disk), 2);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_miss(disk, "GET /a\n");
+	expect_miss(disk, "GET /b\n");
+	expect_body(disk, "GET /c\n", "c");
+	expect_tag(disk, "red", NULL, 0);
+	expect_tag(disk, "blue", b_c + 1, 1);
+	strata_disk_close(&disk);
+	/* c: blue; d: redd, re, "". */
+	cr_assert_eq(raw_counts().tags, 4);
+}
+
+Test(disk, tag_records_go_with_remove_and_clear)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	int64_t expires = strata_wall_ms() + HOUR_MS;
+	static const char *const tags[] = { "t1", "t2" };
+	const char *const b[] = { "GET /b\n" };
+	struct strata_key key;
+	char text[32];
+
+	store_tagged(disk, "GET /a\n", "a", expires, tags, 2);
+	store_tagged(disk, "GET /b\n", "b", expires, tags, 1);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	strata_key_hash("GET /a\n", 7, &key);
+	cr_assert_eq(strata_disk_remove(disk, &key), 0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_tag(disk, "t1", b, 1);
+	expect_tag(disk, "t2", NULL, 0);
+	strata_disk_close(&disk);
+	cr_assert_eq(raw_counts().tags, 1, "a's records went with it");
+
+	disk = open_tier(4 * MIB);
+	for (unsigned i = 0; i < 50; i++) {
+		snprintf(text, sizeof(text), "GET /k%u\n", i);
+		store_tagged(disk, text, "body", expires, tags, 2);
+	}
+	cr_assert_eq(strata_disk_clear(disk), 0);
+	/* Queued after the clear: survives it, with its records. */
+	store_tagged(disk, "GET /after\n", "late", expires, tags + 1, 1);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_tag(disk, "t1", NULL, 0);
+	expect_tag(disk, "t2", (const char *const[]){ "GET /after\n" }, 1);
+	strata_disk_close(&disk);
+	cr_assert_eq(raw_counts().tags, 1);
+}
+
+Test(disk, replacement_with_other_tags_moves_its_tag_records)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	int64_t expires = strata_wall_ms() + HOUR_MS;
+	static const char *const x_y[] = { "x", "y" };
+	static const char *const y_z[] = { "y", "z" };
+	static const char *const w[] = { "w" };
+	const char *const a[] = { "GET /a\n" };
+
+	store_tagged(disk, "GET /a\n", "old", expires, x_y, 2);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	store_tagged(disk, "GET /a\n", "new", expires, y_z, 2);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_body(disk, "GET /a\n", "new");
+	expect_tag(disk, "x", NULL, 0);
+	expect_tag(disk, "y", a, 1);
+	expect_tag(disk, "z", a, 1);
+
+	/* Replaced within one batch: the second put finds the first one
+	 * uncommitted in the same transaction. */
+	store_tagged(disk, "GET /a\n", "one", expires, x_y, 2);
+	store_tagged(disk, "GET /a\n", "two", expires, w, 1);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_body(disk, "GET /a\n", "two");
+	expect_tag(disk, "x", NULL, 0);
+	expect_tag(disk, "y", NULL, 0);
+	expect_tag(disk, "z", NULL, 0);
+	expect_tag(disk, "w", a, 1);
+
+	/* And untagged at last. */
+	store_text(disk, "GET /a\n", "bare", expires);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_tag(disk, "w", NULL, 0);
+	strata_disk_close(&disk);
+	cr_assert_eq(raw_counts().tags, 0);
+	cr_assert_eq(raw_counts().entries, 1);
+}
+
+Test(disk, sweeper_removes_tag_records)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	int64_t now = strata_wall_ms();
+	static const char *const short_all[] = { "short", "all" };
+	static const char *const all[] = { "all" };
+	const char *const stays[] = { "GET /long\n" };
+	char text[32];
+
+	for (unsigned i = 0; i < 10; i++) {
+		snprintf(text, sizeof(text), "GET /short/%u\n", i);
+		store_tagged(disk, text, "soon gone", now + 200, short_all, 2);
+	}
+	store_tagged(disk, "GET /long\n", "stays", now + HOUR_MS, all, 1);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	cr_assert_eq(strata_disk_scan_tag(disk, "all", 0, count_cb, NULL), 11);
+
+	cr_assert(wait_for_entries(disk, 1), "entries: %" PRIu64,
+		  stats_of(disk).entries);
+	cr_assert_eq(stats_of(disk).expired, 10);
+	expect_tag(disk, "short", NULL, 0);
+	expect_tag(disk, "all", stays, 1);
+	strata_disk_close(&disk);
+	cr_assert_eq(raw_counts().tags, 1);
+}
+
+Test(disk, tag_index_survives_reopen)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	static const char *const even[] = { "even" };
+	static const char *const odd[] = { "odd" };
+	char odd_text[10][32], text[32];
+	const char *odd_texts[10];
+	struct strata_key key;
+
+	for (unsigned i = 0; i < 20; i++) {
+		snprintf(text, sizeof(text), "GET /n/%u\n", i);
+		store_tagged(disk, text, "n", strata_wall_ms() + HOUR_MS,
+			     i % 2 ? odd : even, 1);
+		if (i % 2) {
+			memcpy(odd_text[i / 2], text, sizeof(text));
+			odd_texts[i / 2] = odd_text[i / 2];
+		}
+	}
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	strata_disk_close(&disk);
+
+	disk = open_tier(4 * MIB);
+	expect_tag(disk, "odd", odd_texts, 10);
+	cr_assert_eq(strata_disk_scan_tag(disk, "even", 0, count_cb, NULL), 10);
+	strata_key_hash(odd_texts[0], strlen(odd_texts[0]), &key);
+	cr_assert_eq(strata_disk_remove(disk, &key), 0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_tag(disk, "odd", odd_texts + 1, 9);
+	cr_assert_eq(count_corrupt_dirs(), 0);
+	strata_disk_close(&disk);
+	cr_assert_eq(raw_counts().tags, 19);
+}
+
+/* Tags longer than an LMDB key allows: indexed by a prefix and their
+ * hash, and never confused with each other or with a short tag equal to
+ * their prefix. */
+Test(disk, long_tags)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	int64_t expires = strata_wall_ms() + HOUR_MS;
+	static char a[601], b[601], c[479], d[495], e[496];
+	const char *x_tags[] = { a, c }, *y_tags[] = { b, d },
+		   *z_tags[] = { a, b };
+	const char *const x_z[] = { "GET /x\n", "GET /z\n" };
+	const char *const y_z[] = { "GET /y\n", "GET /z\n" };
+
+	memset(a, 'q', 600);
+	memcpy(b, a, sizeof(b));
+	a[599] = '1';
+	b[599] = '2';
+	memcpy(c, a, 478);          /* a's first 478 bytes: the long part */
+	memcpy(d, a, 494);          /* the longest tag stored whole */
+	memcpy(e, a, 495);          /* the shortest stored by prefix */
+	store_tagged(disk, "GET /x\n", "x", expires, x_tags, 2);
+	store_tagged(disk, "GET /y\n", "y", expires, y_tags, 2);
+	store_tagged(disk, "GET /z\n", "z", expires, z_tags, 2);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+
+	expect_tag(disk, a, x_z, 2);
+	expect_tag(disk, b, y_z, 2);
+	expect_tag(disk, c, x_z, 1);
+	expect_tag(disk, d, y_z, 1);
+	expect_tag(disk, e, NULL, 0);
+
+	store_tagged(disk, "GET /w\n", "w", expires,
+		     (const char *const[]){ e }, 1);
+	cr_assert_eq(strata_disk_scan_tag(disk, a, 0, remove_visited_cb, disk),
+		     2);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_tag(disk, a, NULL, 0);
+	expect_tag(disk, b, (const char *const[]){ "GET /y\n" }, 1);
+	expect_tag(disk, e, (const char *const[]){ "GET /w\n" }, 1);
+	strata_disk_close(&disk);
+	cr_assert_eq(raw_counts().tags, 3, "y: b, d; w: e");
+}
+
+/* Overwrite the stored value of `text` with bytes that fail decoding. */
+static void corrupt_stored_value(const char *text)
+{
+	struct strata_key key;
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+	MDB_val k, d;
+
+	strata_key_hash(text, strlen(text), &key);
+	k = (MDB_val){ sizeof(key.hash), key.hash };
+	d = (MDB_val){ 14, "not an entry.." };
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 5), 0);
+	cr_assert_eq(mdb_env_set_mapsize(env, 4 * MIB), 0);
+	cr_assert_eq(mdb_env_open(env, tier_path, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "entries", 0, &dbi), 0);
+	cr_assert_eq(mdb_put(txn, dbi, &k, &d, 0), 0);
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* disk.h: a value that fails decoding cannot name its tags; its records
+ * stay but are not listed while its hash is absent. */
+Test(disk, tag_records_of_a_corrupt_entry_are_skipped)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	static const char *const t[] = { "t" };
+	const char *const good[] = { "GET /good\n" };
+
+	store_tagged(disk, "GET /bad\n", "soon garbage",
+		     strata_wall_ms() + HOUR_MS, t, 1);
+	store_tagged(disk, "GET /good\n", "fine", strata_wall_ms() + HOUR_MS,
+		     t, 1);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	strata_disk_close(&disk);
+	corrupt_stored_value("GET /bad\n");
+
+	disk = open_tier(4 * MIB);
+	expect_miss(disk, "GET /bad\n");
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	cr_assert_eq(stats_of(disk).entries, 1, "removed as corrupt");
+	expect_tag(disk, "t", good, 1);
+	/* Stored again with the same tag: its record is simply rewritten. */
+	store_tagged(disk, "GET /bad\n", "good again",
+		     strata_wall_ms() + HOUR_MS, t, 1);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_tag(disk, "t",
+		   (const char *const[]){ "GET /bad\n", "GET /good\n" }, 2);
+	strata_disk_close(&disk);
+	cr_assert_eq(raw_counts().tags, 2);
+}
+
+/* --- meta records ----------------------------------------------------------- */
+
+static void expect_meta(struct strata_disk *disk, const char *name,
+			const char *value)
+{
+	char buf[STRATA_DISK_META_VALUE_MAX];
+	size_t len = 12345;
+
+	cr_assert_eq(strata_disk_meta_get(disk, name, buf, sizeof(buf), &len),
+		     0, "%s", name);
+	cr_assert_eq(len, strlen(value), "%s", name);
+	cr_assert(memcmp(buf, value, len) == 0, "%s", name);
+}
+
+Test(disk, meta_put_get_round_trip_and_reopen)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	char buf[64];
+	size_t len = 99;
+
+	cr_assert_eq(strata_disk_meta_get(disk, "redis.purge_id", buf,
+					  sizeof(buf), &len),
+		     STRATA_EMISS, "absent");
+	cr_assert_eq(len, 0);
+
+	cr_assert_eq(strata_disk_meta_put(disk, "redis.purge_id",
+					  "1700000000000-0", 15), 0);
+	cr_assert_eq(strata_disk_meta_put(disk, "test.empty", NULL, 0), 0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_meta(disk, "redis.purge_id", "1700000000000-0");
+	expect_meta(disk, "test.empty", "");
+	cr_assert_eq(strata_disk_meta_put(disk, "redis.purge_id",
+					  "1700000000001-7", 15), 0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_meta(disk, "redis.purge_id", "1700000000001-7");
+
+	/* A clear removes entries, not meta records. */
+	store_text(disk, "GET /a\n", "alpha", strata_wall_ms() + HOUR_MS);
+	cr_assert_eq(strata_disk_clear(disk), 0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	cr_assert_eq(stats_of(disk).entries, 0);
+	expect_meta(disk, "redis.purge_id", "1700000000001-7");
+	strata_disk_close(&disk);
+
+	disk = open_tier(4 * MIB);
+	expect_meta(disk, "redis.purge_id", "1700000000001-7");
+	expect_meta(disk, "test.empty", "");
+	cr_assert_eq(count_corrupt_dirs(), 0);
+	strata_disk_close(&disk);
+}
+
+Test(disk, meta_get_reports_the_size_needed)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	char buf[16];
+	size_t len = 0;
+
+	cr_assert_eq(strata_disk_meta_put(disk, "test.ten", "0123456789", 10),
+		     0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	memset(buf, '#', sizeof(buf));
+	cr_assert_eq(strata_disk_meta_get(disk, "test.ten", buf, 4, &len),
+		     -ENOSPC);
+	cr_assert_eq(len, 10, "the size needed");
+	cr_assert_eq(buf[0], '#', "nothing copied");
+	cr_assert_eq(strata_disk_meta_get(disk, "test.ten", NULL, 0, &len),
+		     -ENOSPC, "a size query");
+	cr_assert_eq(len, 10);
+	cr_assert_eq(strata_disk_meta_get(disk, "test.ten", buf, 10, &len), 0,
+		     "exactly enough");
+	cr_assert_eq(len, 10);
+	cr_assert(memcmp(buf, "0123456789", 10) == 0);
+	cr_assert_eq(strata_disk_meta_get(disk, "test.ten", buf, 10, NULL), 0,
+		     "len is optional");
+	strata_disk_close(&disk);
+}
+
+Test(disk, meta_names_and_values_are_checked)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	static char big[STRATA_DISK_META_VALUE_MAX + 1];
+	char name[STRATA_DISK_META_NAME_MAX + 2], buf[8];
+	const char *const bad[] = { "strata-disk", "reclaimed-at", "",
+				    "has space", "tab\there", "caf\xc3\xa9",
+				    "new\nline" };
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		cr_assert_eq(strata_disk_meta_put(disk, bad[i], "v", 1),
+			     -EINVAL, "put %zu", i);
+		cr_assert_eq(strata_disk_meta_get(disk, bad[i], buf,
+						  sizeof(buf), NULL),
+			     -EINVAL, "get %zu", i);
+	}
+	cr_assert_eq(strata_disk_meta_put(disk, NULL, "v", 1), -EINVAL);
+	cr_assert_eq(strata_disk_meta_put(disk, "test.v", NULL, 1), -EINVAL);
+	cr_assert_eq(strata_disk_meta_put(disk, "test.v", big, sizeof(big)),
+		     -EINVAL, "value too long");
+	cr_assert_eq(strata_disk_meta_put(disk, "test.v", big, sizeof(big) - 1),
+		     0, "the longest value");
+
+	memset(name, 'n', sizeof(name));
+	name[STRATA_DISK_META_NAME_MAX + 1] = '\0';
+	cr_assert_eq(strata_disk_meta_put(disk, name, "v", 1), -EINVAL,
+		     "name too long");
+	name[STRATA_DISK_META_NAME_MAX] = '\0';
+	cr_assert_eq(strata_disk_meta_put(disk, name, "v", 1), 0,
+		     "the longest name");
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_meta(disk, name, "v");
+	strata_disk_close(&disk);
+	/* The tier's own records were not touched. */
+	disk = open_tier(4 * MIB);
+	cr_assert_eq(count_corrupt_dirs(), 0);
+	strata_disk_close(&disk);
+}
+
+/* The guarantee in disk.h: a put commits with or after the removals
+ * queued before it.  Without a flush, as soon as the record is visible
+ * the removals must be too (a lookup after the meta read starts from a
+ * snapshot at least as new). */
+Test(disk, meta_put_commits_with_or_after_removals_queued_before_it)
+{
+	struct strata_disk *disk = open_tier(4 * MIB);
+	unsigned limit = (unsigned)(5000 * timeout_mult());
+	char text[32], value[16], buf[16];
+	struct strata_key key;
+	size_t len;
+
+	/* The simple form: remove, put, flush: both visible. */
+	store_text(disk, "GET /a\n", "alpha", strata_wall_ms() + HOUR_MS);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	strata_key_hash("GET /a\n", 7, &key);
+	cr_assert_eq(strata_disk_remove(disk, &key), 0);
+	cr_assert_eq(strata_disk_meta_put(disk, "test.purged", "a", 1), 0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_miss(disk, "GET /a\n");
+	expect_meta(disk, "test.purged", "a");
+
+	for (unsigned round = 0; round < 50; round++) {
+		for (unsigned i = 0; i < 20; i++) {
+			snprintf(text, sizeof(text), "GET /r%u/%u\n", round, i);
+			store_text(disk, text, "x", strata_wall_ms() + HOUR_MS);
+		}
+		cr_assert_eq(strata_disk_flush(disk), 0);
+		for (unsigned i = 0; i < 20; i++) {
+			snprintf(text, sizeof(text), "GET /r%u/%u\n", round, i);
+			strata_key_hash(text, strlen(text), &key);
+			cr_assert_eq(strata_disk_remove(disk, &key), 0);
+		}
+		snprintf(value, sizeof(value), "%u", round);
+		cr_assert_eq(strata_disk_meta_put(disk, "test.round", value,
+						  strlen(value)), 0);
+		for (unsigned waited = 0;; waited++) {
+			len = 0;
+			if (strata_disk_meta_get(disk, "test.round", buf,
+						 sizeof(buf), &len) == 0 &&
+			    len == strlen(value) && !memcmp(buf, value, len))
+				break;
+			cr_assert_lt(waited, limit, "round %u never committed",
+				     round);
+			sleep_ms(1);
+		}
+		for (unsigned i = 0; i < 20; i++) {
+			snprintf(text, sizeof(text), "GET /r%u/%u\n", round, i);
+			expect_miss(disk, text);
+		}
+	}
+	cr_assert_eq(stats_of(disk).entries, 0);
+	strata_disk_close(&disk);
+}
+
+Test(disk, meta_put_refused_when_the_queue_is_full_never_dropped)
+{
+	struct strata_disk_config cfg = config_for(4 * MIB);
+	struct strata_disk *disk = NULL;
+	uint64_t refused = 0, dropped;
+	unsigned i, last_ok = 0;
+	char value[16];
+	int rc;
+
+	cfg.queue_limit = 4;
+	cfg.sync = STRATA_DISK_SYNC_FULL; /* a slow writer */
+	cr_assert_eq(strata_disk_open(&cfg, &disk), 0);
+	for (i = 1; i <= 200000 && refused < 10; i++) {
+		snprintf(value, sizeof(value), "%u", i);
+		rc = strata_disk_meta_put(disk, "test.seq", value,
+					  strlen(value));
+		cr_assert(rc == 0 || rc == STRATA_EUNAVAIL, "rc %d", rc);
+		if (rc == 0)
+			last_ok = i;
+		refused += rc == STRATA_EUNAVAIL;
+	}
+	cr_assert_gt(refused, 0, "a queue of 4 must overflow");
+	dropped = stats_of(disk).dropped;
+	cr_assert_eq(dropped, refused, "each refusal is counted");
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	/* Applied in queue order: the last accepted value wins. */
+	snprintf(value, sizeof(value), "%u", last_ok);
+	expect_meta(disk, "test.seq", value);
+	strata_disk_close(&disk);
+}
+
+/* In a child: hold a read transaction on the tier's files (pinning that
+ * snapshot: LMDB cannot reuse pages freed after it) until told to stop,
+ * or until the parent is gone (`in` reads end of file), or a minute. */
+static int child_pins_a_snapshot(int in, int out)
+{
+	MDB_env *env;
+	MDB_txn *txn;
+	char c;
+
+	alarm(60);
+	if (mdb_env_create(&env) != 0 || mdb_env_set_maxdbs(env, 5) != 0 ||
+	    mdb_env_open(env, tier_path, 0, 0600) != 0)
+		return 10;
+	if (mdb_txn_begin(env, NULL, MDB_RDONLY, &txn) != 0)
+		return 11;
+	if (write(out, "p", 1) != 1)
+		return 12;
+	if (read(in, &c, 1) < 0) /* 0: end of file, the parent is gone */
+		return 13;
+	mdb_txn_abort(txn);
+	mdb_env_close(env);
+	return 0;
+}
+
+/*
+ * disk.h: once a queued removal is lost to a write error, meta puts are
+ * refused until the tier is reopened, so a recorded position never claims
+ * a lost removal.  The loss is real: another process pins an old
+ * snapshot, so the small map fills for good and even a removal meets
+ * MDB_MAP_FULL after every retry.
+ */
+Test(disk, meta_put_refused_after_a_lost_removal)
+{
+	struct strata_disk *disk = open_tier(STRATA_DISK_MIN_SIZE);
+	int to_child[2], from_child[2], status = -1, rc = 0;
+	static char body[1500];
+	char text[32], c;
+	struct strata_key key;
+	unsigned i, filled;
+	pid_t pid;
+
+	store_text(disk, "GET /first\n", "x", strata_wall_ms() + HOUR_MS);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	strata_disk_close(&disk);
+	cr_assert_eq(pipe(to_child), 0);
+	cr_assert_eq(pipe(from_child), 0);
+	pid = fork();
+	cr_assert_geq(pid, 0);
+	if (pid == 0) {
+		close(to_child[1]);
+		close(from_child[0]);
+		_exit(child_pins_a_snapshot(to_child[0], from_child[1]));
+	}
+	close(to_child[0]);
+	close(from_child[1]);
+	cr_assert_eq(read(from_child[0], &c, 1), 1, "the child pinned");
+
+	disk = open_tier(STRATA_DISK_MIN_SIZE);
+	memset(body, 'f', sizeof(body) - 1);
+	for (i = 0; i < 2000 && stats_of(disk).dropped == 0; i++) {
+		snprintf(text, sizeof(text), "GET /fill/%u\n", i);
+		store_text(disk, text, body, strata_wall_ms() + HOUR_MS);
+		cr_assert_eq(strata_disk_flush(disk), 0);
+	}
+	cr_assert_gt(stats_of(disk).dropped, 0, "the map filled up");
+	filled = i;
+	for (i = 0; i < filled && rc == 0; i++) {
+		snprintf(text, sizeof(text), "GET /fill/%u\n", i);
+		strata_key_hash(text, strlen(text), &key);
+		cr_assert_eq(strata_disk_remove(disk, &key), 0);
+		rc = strata_disk_flush(disk);
+	}
+	cr_assert_neq(rc, 0, "a removal was lost, and flush said so");
+
+	cr_assert_eq(strata_disk_meta_put(disk, "test.pos", "1", 1), 0);
+	/* Refused, and said so although the refusal took no time. */
+	cr_assert_eq(strata_disk_flush(disk), STRATA_EUNAVAIL);
+	cr_assert_eq(strata_disk_meta_get(disk, "test.pos", NULL, 0, NULL),
+		     STRATA_EMISS, "not written");
+
+	/* Room again, but the loss is remembered until reopened. */
+	cr_assert_eq(write(to_child[1], "x", 1), 1);
+	cr_assert_eq(waitpid(pid, &status, 0), pid);
+	status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+	cr_assert_eq(status, 0, "child status %d", status);
+	cr_assert_eq(strata_disk_meta_put(disk, "test.pos", "2", 1), 0);
+	cr_assert_eq(strata_disk_flush(disk), STRATA_EUNAVAIL);
+	cr_assert_eq(strata_disk_meta_get(disk, "test.pos", NULL, 0, NULL),
+		     STRATA_EMISS);
+	strata_disk_close(&disk);
+
+	disk = open_tier(STRATA_DISK_MIN_SIZE);
+	cr_assert_eq(strata_disk_meta_put(disk, "test.pos", "3", 1), 0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_meta(disk, "test.pos", "3");
+	strata_disk_close(&disk);
+	close(to_child[1]);
+	close(from_child[0]);
+}
+
+/* --- older disk formats -------------------------------------------------- */
+
+/* A directory as Strata's disk format version 1 wrote it: no tags
+ * database, version 1 in meta, one entry. */
+static void make_version_1_directory(void)
+{
+	const char *const names[] = { "entries", "keys", "expiry" };
+	uint8_t version[4] = { 1, 0, 0, 0 }, hash[16] = { 0 };
+	MDB_val k = { strlen("strata-disk"), "strata-disk" };
+	MDB_val d = { sizeof(version), version };
+	MDB_env *env;
+	MDB_txn *txn;
+	MDB_dbi dbi;
+
+	cr_assert_eq(mkdir(tier_path, 0700), 0);
+	cr_assert_eq(mdb_env_create(&env), 0);
+	cr_assert_eq(mdb_env_set_maxdbs(env, 4), 0);
+	cr_assert_eq(mdb_env_set_mapsize(env, 2 * MIB), 0);
+	cr_assert_eq(mdb_env_open(env, tier_path, 0, 0600), 0);
+	cr_assert_eq(mdb_txn_begin(env, NULL, 0, &txn), 0);
+	cr_assert_eq(mdb_dbi_open(txn, "meta", MDB_CREATE, &dbi), 0);
+	cr_assert_eq(mdb_put(txn, dbi, &k, &d, 0), 0);
+	for (int i = 0; i < 3; i++)
+		cr_assert_eq(mdb_dbi_open(txn, names[i], MDB_CREATE, &dbi), 0);
+	k = (MDB_val){ sizeof(hash), hash };
+	d = (MDB_val){ 5, "value" };
+	cr_assert_eq(mdb_put(txn, dbi, &k, &d, 0), 0); /* into expiry */
+	cr_assert_eq(mdb_txn_commit(txn), 0);
+	mdb_env_close(env);
+}
+
+/* Send stderr (the log) to a file until capture_end(). */
+static int capture_begin(void)
+{
+	char file[160];
+	int saved, fd;
+
+	snprintf(file, sizeof(file), "%s/stderr.log", tmpdir);
+	fflush(stderr);
+	saved = dup(STDERR_FILENO);
+	cr_assert_geq(saved, 0);
+	fd = open(file, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	cr_assert_geq(fd, 0);
+	cr_assert_eq(dup2(fd, STDERR_FILENO), STDERR_FILENO);
+	close(fd);
+	return saved;
+}
+
+static void capture_end(int saved, char *out, size_t cap)
+{
+	char file[160];
+	ssize_t n;
+	int fd;
+
+	fflush(stderr);
+	cr_assert_eq(dup2(saved, STDERR_FILENO), STDERR_FILENO);
+	close(saved);
+	snprintf(file, sizeof(file), "%s/stderr.log", tmpdir);
+	fd = open(file, O_RDONLY);
+	cr_assert_geq(fd, 0);
+	n = read(fd, out, cap - 1);
+	close(fd);
+	out[n > 0 ? n : 0] = '\0';
+}
+
+Test(disk, version_1_directory_is_moved_aside_saying_why)
+{
+	static const char *const t[] = { "t" };
+	struct strata_disk *disk;
+	char log[4096];
+	int saved;
+
+	make_version_1_directory();
+	strata_log_set_level(STRATA_LOG_WARN);
+	saved = capture_begin();
+	disk = open_tier(4 * MIB);
+	capture_end(saved, log, sizeof(log));
+	cr_assert_eq(count_corrupt_dirs(), 1);
+	cr_assert(strstr(log, "disk format version 1, this Strata uses "
+			      "version 2") != NULL,
+		  "log: %s", log);
+	cr_assert(strstr(log, "moved it to") != NULL, "log: %s", log);
+
+	cr_assert_eq(stats_of(disk).entries, 0, "a fresh tier");
+	store_tagged(disk, "GET /a\n", "alpha", strata_wall_ms() + HOUR_MS, t,
+		     1);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_tag(disk, "t", (const char *const[]){ "GET /a\n" }, 1);
+	strata_disk_close(&disk);
+}
+
+Test(disk, version_1_directory_is_refused_when_told_to)
+{
+	struct strata_disk_config cfg = config_for(4 * MIB);
+	struct strata_disk *disk = NULL;
+	char log[4096];
+	int saved;
+
+	make_version_1_directory();
+	cfg.on_corrupt = STRATA_DISK_CORRUPT_FAIL;
+	saved = capture_begin();
+	cr_assert_eq(strata_disk_open(&cfg, &disk), STRATA_ECORRUPT);
+	capture_end(saved, log, sizeof(log));
+	cr_assert_null(disk);
+	cr_assert_eq(count_corrupt_dirs(), 0, "left where it was");
+	cr_assert(strstr(log, "disk format version 1, this Strata uses "
+			      "version 2") != NULL,
+		  "log: %s", log);
+	cr_assert(strstr(log, "refusing to start") != NULL, "log: %s", log);
+	/* Untouched: still version 1, still without a tags database. */
+	cr_assert_eq(strata_disk_open(&cfg, &disk), STRATA_ECORRUPT);
+	cr_assert_null(disk);
 }

@@ -504,3 +504,394 @@ Test(mem, store_rejects_a_non_entry, .signal = SIGABRT)
 	cr_assert_eq(strata_mem_new(1u << 20, &mem), 0);
 	strata_mem_store(mem, &fake);
 }
+
+/* --- purge_if and foreach ------------------------------------------------- */
+
+/* An entry for `text` carrying `n_tags` tags; same body for every one. */
+static struct strata_entry *tagged_entry(const char *text,
+					 const char *const *tags,
+					 size_t n_tags)
+{
+	struct strata_headers headers = { 0 };
+	struct strata_entry_params p = {
+		.key_text = text,
+		.key_len = strlen(text),
+		.route = "test",
+		.status = 200,
+		.created = NOW,
+		.expires = NOW + TTL,
+		.headers = &headers,
+		.tags = tags,
+		.n_tags = n_tags,
+		.body = "body",
+		.body_len = 4,
+	};
+	struct strata_entry *e = NULL;
+
+	cr_assert_eq(strata_entry_new(&p, &e), 0);
+	return e;
+}
+
+static bool has_tag_cb(const struct strata_entry *e, void *arg)
+{
+	for (size_t i = 0; i < e->n_tags; i++)
+		if (strcmp(e->tags[i], arg) == 0)
+			return true;
+	return false;
+}
+
+static bool has_prefix_cb(const struct strata_entry *e, void *arg)
+{
+	size_t len = strlen(arg);
+
+	return e->key_len >= len && memcmp(e->key_text, arg, len) == 0;
+}
+
+static bool never_cb(const struct strata_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return false;
+}
+
+static bool always_cb(const struct strata_entry *e, void *arg)
+{
+	(void)e;
+	(void)arg;
+	return true;
+}
+
+static bool present(struct strata_mem *mem, const char *text)
+{
+	struct strata_entry *got = NULL;
+	struct strata_key key;
+	int rc;
+
+	strata_key_hash(text, strlen(text), &key);
+	rc = strata_mem_lookup(mem, &key, text, strlen(text), NOW, &got);
+	strata_entry_release(&got);
+	return rc == 0;
+}
+
+/* Six entries: /a/0-2 tagged "red" (and /a/1 also "blue"), /b/0-2 tagged
+ * "blue".  Returns the sum of their charges. */
+static const char *const six_texts[] = {
+	"GET /a/0\n", "GET /a/1\n", "GET /a/2\n",
+	"GET /b/0\n", "GET /b/1\n", "GET /b/2\n",
+};
+
+static uint64_t store_six(struct strata_mem *mem, struct strata_entry *out[6])
+{
+	static const char *const red[] = { "red" };
+	static const char *const red_blue[] = { "red", "blue" };
+	static const char *const blue[] = { "blue" };
+	uint64_t bytes = 0;
+
+	for (unsigned i = 0; i < 6; i++) {
+		if (i == 1)
+			out[i] = tagged_entry(six_texts[i], red_blue, 2);
+		else
+			out[i] = tagged_entry(six_texts[i], i < 3 ? red : blue,
+					      1);
+		cr_assert_eq(strata_mem_store(mem, out[i]), 0);
+		bytes += out[i]->charge;
+	}
+	return bytes;
+}
+
+static void release_six(struct strata_entry *e[6])
+{
+	for (unsigned i = 0; i < 6; i++)
+		strata_entry_release(&e[i]);
+}
+
+Test(mem, purge_if_by_tag_removes_only_the_tagged)
+{
+	struct strata_mem *mem = NULL;
+	struct strata_entry *e[6];
+	struct strata_mem_stats st;
+	uint64_t bytes;
+
+	cr_assert_eq(strata_mem_new(1u << 20, &mem), 0);
+	bytes = store_six(mem, e);
+	cr_assert_eq(stats_of(mem).bytes, bytes);
+
+	cr_assert_eq(strata_mem_purge_if(mem, has_tag_cb, "blue"), 4);
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(present(mem, six_texts[i]), i == 0 || i == 2,
+			     "%s", six_texts[i]);
+	st = stats_of(mem);
+	cr_assert_eq(st.entries, 2);
+	cr_assert_eq(st.bytes, e[0]->charge + e[2]->charge);
+	cr_assert_eq(st.evictions, 0, "a purge is no eviction");
+	cr_assert_eq(st.expired, 0, "nor an expiry");
+	cr_assert_eq(st.stores, 6);
+	cr_assert_eq(strata_mem_purge_if(mem, has_tag_cb, "blue"), 0,
+		     "nothing left to purge");
+	cr_assert_eq(strata_mem_purge_if(mem, has_tag_cb, "red"), 2);
+	cr_assert_eq(stats_of(mem).entries, 0);
+	cr_assert_eq(stats_of(mem).bytes, 0);
+
+	strata_mem_free(&mem);
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(refs(e[i]), 1, "the tier released %u", i);
+	release_six(e);
+}
+
+Test(mem, purge_if_by_key_text_prefix)
+{
+	struct strata_mem *mem = NULL;
+	struct strata_entry *e[6];
+
+	cr_assert_eq(strata_mem_new(1u << 20, &mem), 0);
+	store_six(mem, e);
+	cr_assert_eq(strata_mem_purge_if(mem, has_prefix_cb, "GET /a/"), 3);
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert_eq(present(mem, six_texts[i]), i >= 3, "%s",
+			     six_texts[i]);
+	cr_assert_eq(strata_mem_purge_if(mem, has_prefix_cb, "GET /b/1\n"), 1,
+		     "a whole text");
+	cr_assert_eq(strata_mem_purge_if(mem, has_prefix_cb, "GET /c"), 0);
+	cr_assert_eq(stats_of(mem).entries, 2);
+	cr_assert_eq(stats_of(mem).bytes, e[3]->charge + e[5]->charge);
+	strata_mem_free(&mem);
+	release_six(e);
+}
+
+Test(mem, purge_if_none_and_all)
+{
+	struct strata_mem *mem = NULL;
+	struct strata_entry *e[6];
+	uint64_t bytes;
+
+	cr_assert_eq(strata_mem_new(1u << 20, &mem), 0);
+	cr_assert_eq(strata_mem_purge_if(mem, always_cb, NULL), 0,
+		     "an empty tier");
+	bytes = store_six(mem, e);
+	cr_assert_eq(strata_mem_purge_if(mem, never_cb, NULL), 0);
+	cr_assert_eq(stats_of(mem).entries, 6);
+	cr_assert_eq(stats_of(mem).bytes, bytes);
+	cr_assert_eq(strata_mem_purge_if(mem, always_cb, NULL), 6);
+	cr_assert_eq(stats_of(mem).entries, 0);
+	cr_assert_eq(stats_of(mem).bytes, 0);
+	for (unsigned i = 0; i < 6; i++)
+		cr_assert(!present(mem, six_texts[i]));
+
+	/* Usable afterwards, and the clock ring was left whole. */
+	cr_assert_eq(strata_mem_store(mem, e[4]), 0);
+	cr_assert(present(mem, six_texts[4]));
+	cr_assert_eq(strata_mem_clear(mem), 1);
+	strata_mem_free(&mem);
+	release_six(e);
+}
+
+/* The budget a purge frees is usable at once: filling it again evicts
+ * nothing, and the budget holds while the tier runs full afterwards. */
+Test(mem, purge_if_keeps_budget_and_bytes_consistent)
+{
+	size_t charge = one_charge();
+	uint64_t budget = 20 * charge;
+	struct strata_mem *mem = NULL;
+	struct strata_mem_stats st;
+	struct strata_entry *e, *held = NULL;
+
+	cr_assert_eq(strata_mem_new(budget, &mem), 0);
+	for (unsigned i = 0; i < 20; i++) {
+		e = entry_for(i);
+		cr_assert_eq(strata_mem_store(mem, e), 0);
+		strata_entry_release(&e);
+	}
+	cr_assert_eq(lookup_id(mem, 1, NOW, &held), 0);
+	/* Purge ids 0-9 ("GET /k0000000N"), the held one among them. */
+	cr_assert_eq(strata_mem_purge_if(mem, has_prefix_cb, "GET /k0000000"),
+		     10);
+	st = stats_of(mem);
+	cr_assert_eq(st.entries, 10);
+	cr_assert_eq(st.bytes, 10 * charge);
+	cr_assert_eq(st.budget, budget);
+
+	/* The reader that held one keeps it. */
+	cr_assert_eq(held->magic, STRATA_ENTRY_MAGIC);
+	cr_assert_str_eq(held->key_text, "GET /k00000001\n");
+
+	for (unsigned i = 100; i < 110; i++) {
+		e = entry_for(i);
+		cr_assert_eq(strata_mem_store(mem, e), 0);
+		strata_entry_release(&e);
+	}
+	st = stats_of(mem);
+	cr_assert_eq(st.entries, 20);
+	cr_assert_eq(st.bytes, budget);
+	cr_assert_eq(st.evictions, 0, "the purged room was reused");
+	for (unsigned i = 200; i < 230; i++) {
+		e = entry_for(i);
+		cr_assert_eq(strata_mem_store(mem, e), 0);
+		strata_entry_release(&e);
+		st = stats_of(mem);
+		cr_assert_leq(st.bytes, budget);
+		cr_assert_eq(st.bytes, st.entries * charge);
+	}
+	cr_assert_eq(st.evictions, 30);
+	strata_mem_free(&mem);
+	cr_assert_eq(refs(held), 1);
+	strata_entry_release(&held);
+}
+
+struct walk {
+	size_t seen, stop_after;
+	struct strata_entry *kept[8];
+	size_t n_kept;
+	struct strata_mem *mem;
+	size_t hits;
+};
+
+static bool walk_cb(struct strata_entry *e, void *arg)
+{
+	struct walk *w = arg;
+	struct strata_entry *again = NULL;
+
+	w->seen++;
+	cr_assert_eq(e->magic, STRATA_ENTRY_MAGIC);
+	if (w->n_kept < 8)
+		w->kept[w->n_kept++] = strata_entry_ref(e);
+	/* Lookups are allowed inside the walk. */
+	if (w->mem != NULL &&
+	    strata_mem_lookup(w->mem, &e->key, e->key_text, e->key_len, NOW,
+			      &again) == 0) {
+		cr_assert_eq(again, e);
+		w->hits++;
+		strata_entry_release(&again);
+	}
+	return w->stop_after == 0 || w->seen < w->stop_after;
+}
+
+Test(mem, foreach_visits_each_entry_and_may_keep_references)
+{
+	struct strata_mem *mem = NULL;
+	struct strata_entry *e[6];
+	struct walk w = { 0 };
+	bool found[6] = { false };
+
+	cr_assert_eq(strata_mem_new(1u << 20, &mem), 0);
+	cr_assert_eq(strata_mem_foreach(mem, walk_cb, &w), 0, "empty tier");
+	store_six(mem, e);
+
+	w = (struct walk){ .mem = mem };
+	cr_assert_eq(strata_mem_foreach(mem, walk_cb, &w), 6);
+	cr_assert_eq(w.seen, 6);
+	cr_assert_eq(w.hits, 6);
+	for (size_t i = 0; i < w.n_kept; i++)
+		for (unsigned j = 0; j < 6; j++)
+			if (w.kept[i] == e[j]) {
+				cr_assert(!found[j], "visited twice: %u", j);
+				found[j] = true;
+			}
+	for (unsigned j = 0; j < 6; j++) {
+		cr_assert(found[j], "not visited: %u", j);
+		cr_assert_eq(refs(e[j]), 3, "ours, the tier's, the walk's");
+	}
+
+	/* References taken in the walk outlive the tier's. */
+	strata_mem_clear(mem);
+	strata_mem_free(&mem);
+	for (size_t i = 0; i < w.n_kept; i++) {
+		cr_assert_eq(w.kept[i]->magic, STRATA_ENTRY_MAGIC);
+		cr_assert_eq(refs(w.kept[i]), 2);
+		strata_entry_release(&w.kept[i]);
+	}
+	release_six(e);
+}
+
+Test(mem, foreach_stops_when_told)
+{
+	struct strata_mem *mem = NULL;
+	struct strata_entry *e[6];
+	struct walk w = { .stop_after = 2 };
+
+	cr_assert_eq(strata_mem_new(1u << 20, &mem), 0);
+	store_six(mem, e);
+	cr_assert_eq(strata_mem_foreach(mem, walk_cb, &w), 2,
+		     "counts the call that stopped it");
+	cr_assert_eq(w.seen, 2);
+	for (size_t i = 0; i < w.n_kept; i++)
+		strata_entry_release(&w.kept[i]);
+	cr_assert_eq(stats_of(mem).entries, 6, "a walk changes nothing");
+	strata_mem_free(&mem);
+	release_six(e);
+}
+
+/* A walk running while another thread stores, purges and removes: every
+ * entry it is handed is a live one (ASan would flag a freed one), and
+ * entries present throughout are always visited. */
+struct churn {
+	struct strata_mem *mem;
+	atomic_bool stop;
+};
+
+static void *churn_main(void *arg)
+{
+	struct churn *c = arg;
+	struct strata_entry *e;
+	unsigned round = 0;
+
+	while (!atomic_load(&c->stop)) {
+		for (unsigned i = 100; i < 140; i++) {
+			e = entry_for(i);
+			cr_assert_eq(strata_mem_store(c->mem, e), 0);
+			strata_entry_release(&e);
+		}
+		if (round++ % 2)
+			strata_mem_purge_if(c->mem, has_prefix_cb,
+					    "GET /k000001");
+		else
+			for (unsigned i = 100; i < 140; i++) {
+				e = entry_for(i);
+				strata_mem_remove(c->mem, &e->key);
+				strata_entry_release(&e);
+			}
+	}
+	return NULL;
+}
+
+struct stable_walk {
+	unsigned stable_seen;
+};
+
+static bool stable_cb(struct strata_entry *e, void *arg)
+{
+	struct stable_walk *w = arg;
+	struct strata_entry *kept = strata_entry_ref(e);
+
+	cr_assert_eq(kept->magic, STRATA_ENTRY_MAGIC);
+	cr_assert_eq(kept->key_len, 15);
+	if (memcmp(kept->key_text, "GET /k0000000", 13) == 0)
+		w->stable_seen++;
+	strata_entry_release(&kept);
+	return true;
+}
+
+Test(mem, foreach_runs_alongside_writers)
+{
+	struct churn c = { 0 };
+	struct strata_entry *e;
+	struct stable_walk w;
+	pthread_t t;
+
+	cr_assert_eq(strata_mem_new(1u << 20, &c.mem), 0);
+	for (unsigned i = 0; i < 10; i++) { /* "GET /k0000000N": stable */
+		e = entry_for(i);
+		cr_assert_eq(strata_mem_store(c.mem, e), 0);
+		strata_entry_release(&e);
+	}
+	cr_assert_eq(pthread_create(&t, NULL, churn_main, &c), 0);
+	for (unsigned i = 0; i < 2000; i++) {
+		w = (struct stable_walk){ 0 };
+		strata_mem_foreach(c.mem, stable_cb, &w);
+		cr_assert_eq(w.stable_seen, 10, "walk %u", i);
+	}
+	atomic_store(&c.stop, true);
+	cr_assert_eq(pthread_join(t, NULL), 0);
+	cr_assert_eq(strata_mem_purge_if(c.mem, has_prefix_cb,
+					 "GET /k0000000"), 10);
+	strata_mem_free(&c.mem);
+}
