@@ -14,12 +14,15 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "cache/flight.h"
 #include "cache/key.h"
+#include "cache/purge.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/route.h"
@@ -29,7 +32,9 @@
 #include "strata/handler.h"
 #include "strata/strata.h"
 #include "tier/disk.h"
+#include "tier/fleet.h"
 #include "tier/mem.h"
+#include "tier/redis_async.h"
 #include "upstream/upstream.h"
 
 #define SERVER_MAGIC 0x53525652u /* "SRVR" */
@@ -47,12 +52,18 @@ struct strata_server {
 	uint32_t magic;
 	struct strata_front_config fcfg;
 	char *listen;
+	char *tags_header;                 /* owned; NULL: no tags */
 	struct strata_route_table *routes;
 	struct strata_handler *handlers;   /* one per route */
 	bool has_handlers;
 	struct strata_upstream *up;
 	struct strata_mem *mem;
 	struct strata_disk *disk;          /* NULL when the tier is off */
+	struct strata_redis_async *shared; /* NULL when Redis is off */
+	struct strata_fleet *fleet;        /* with `shared` */
+	unsigned cached_methods;           /* STRATA_METHOD_* of caching
+					      routes (prefix purges) */
+	char instance[96];                 /* names this server in Redis */
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
 	struct strata_front *front;
@@ -62,6 +73,12 @@ struct strata_server {
 
 /* Pending disk writes before new ones are dropped (never waited for). */
 #define DISK_QUEUE_LIMIT 65536u
+
+/* Where the disk tier records the purge-stream position. */
+#define PURGE_POSITION_META "redis.purge"
+
+static int purge_local(struct strata_server *srv, const struct strata_purge *p,
+		       struct strata_purge_result *out);
 
 static int open_disk(const struct strata_config *cfg, struct strata_disk **out)
 {
@@ -75,6 +92,103 @@ static int open_disk(const struct strata_config *cfg, struct strata_disk **out)
 	};
 
 	return strata_disk_open(&dcfg, out);
+}
+
+/* The fleet follower applies another instance's purge here. */
+static void fleet_apply_cb(void *arg, const struct strata_purge *p)
+{
+	static const struct strata_purge all = {.kind = STRATA_PURGE_ALL,
+						.arg = ""};
+	struct strata_server *srv = arg;
+
+	if (purge_local(srv, p != NULL ? p : &all, NULL) != 0)
+		strata_log_warn("fleet: a %s purge could not be applied to "
+				"the disk tier (writer queue full)",
+				strata_purge_kind_name(p != NULL ? p->kind
+							 : STRATA_PURGE_ALL));
+}
+
+/* ...and records how far it got, after the removals (queue order). */
+static void fleet_position_cb(void *arg, const char *position)
+{
+	struct strata_server *srv = arg;
+
+	if (srv->disk != NULL &&
+	    strata_disk_meta_put(srv->disk, PURGE_POSITION_META, position,
+				 strlen(position)) != 0)
+		strata_log_warn("fleet: cannot record the purge-stream "
+				"position (disk writer queue full); it is "
+				"recorded with the next purge");
+}
+
+/* This server's name in Redis (lock values, purge records): unique
+ * across hosts, restarts and servers in one process. */
+static void name_instance(struct strata_server *srv)
+{
+	char host[64] = "host";
+
+	gethostname(host, sizeof(host) - 1);
+	host[sizeof(host) - 1] = '\0';
+	snprintf(srv->instance, sizeof(srv->instance), "%s/%ld/%llx/%p",
+		 host, (long)getpid(), (unsigned long long)strata_now_us(),
+		 (void *)srv);
+}
+
+/* Tier 3: the request-path workers, then the purge-stream follower
+ * (which catches up before returning: see fleet.h). */
+static int open_redis(struct strata_server *srv,
+		      const struct strata_config *cfg)
+{
+	const struct strata_redis_config rcfg = {
+		.url = cfg->cache.redis.url,
+		.prefix = cfg->cache.redis.prefix,
+		.timeout_ms = (unsigned)cfg->cache.redis.timeout_ms,
+	};
+	struct strata_redis_async_config acfg = {
+		.redis = rcfg,
+		.queue_limit = (size_t)cfg->cache.redis.queue,
+		.pool = cfg->cache.redis.pool,
+		.token = srv->instance,
+		.lock_ttl_ms = cfg->cache.redis.lock_ttl_ms,
+		.lock_wait_ms = cfg->cache.redis.lock_wait_ms != 0
+					? cfg->cache.redis.lock_wait_ms
+					: cfg->upstream.timeout_ms,
+	};
+	char position[STRATA_FLEET_POS_MAX + 1] = "";
+	size_t len = 0;
+	struct strata_fleet_config fcfg = {
+		.redis = rcfg,
+		.purge_log = cfg->cache.redis.purge_log,
+		.origin = srv->instance,
+		.position = position,
+		.apply = fleet_apply_cb,
+		.position_cb = fleet_position_cb,
+		.arg = srv,
+	};
+	int rc;
+
+	name_instance(srv);
+	if (srv->disk != NULL &&
+	    strata_disk_meta_get(srv->disk, PURGE_POSITION_META, position,
+				 sizeof(position) - 1, &len) == 0)
+		position[len] = '\0';
+	rc = strata_redis_async_start(&acfg, &srv->shared);
+	if (rc == 0)
+		rc = strata_fleet_start(&fcfg, &srv->fleet);
+	return rc;
+}
+
+/* The methods whose answers some route caches (HEAD is keyed as GET). */
+static unsigned cached_methods(const struct strata_config *cfg)
+{
+	unsigned m = 0;
+
+	for (size_t i = 0; i < cfg->n_routes; i++)
+		if (cfg->routes[i].ttl_ms != 0)
+			m |= cfg->routes[i].methods;
+	if (m & STRATA_METHOD_HEAD)
+		m = (m & ~(unsigned)STRATA_METHOD_HEAD) | STRATA_METHOD_GET;
+	return m;
 }
 
 int strata_server_new(const struct strata_config *cfg,
@@ -98,12 +212,14 @@ int strata_server_new(const struct strata_config *cfg,
 		.preserve_host = cfg->upstream.preserve_host,
 		.stream_buffer = STREAM_BUFFER,
 		.max_object_size = cfg->cache.max_object_size,
+		.tags_header = cfg->cache.tags_header,
 	};
 	int rc;
 
 	if (srv == NULL)
 		return -ENOMEM;
 	srv->magic = SERVER_MAGIC;
+	srv->cached_methods = cached_methods(cfg);
 	rc = strata_route_table_new(cfg->routes, cfg->n_routes, &srv->routes,
 				    err, sizeof(err));
 	if (rc != 0) {
@@ -117,8 +233,14 @@ int strata_server_new(const struct strata_config *cfg,
 		rc = -ENOMEM;
 		goto fail;
 	}
+	if (cfg->cache.tags_header != NULL && cfg->cache.tags_header[0] != '\0' &&
+	    (srv->tags_header = strdup(cfg->cache.tags_header)) == NULL) {
+		rc = -ENOMEM;
+		goto fail;
+	}
 	srv->fcfg = fcfg;
 	srv->fcfg.listen = srv->listen;
+	srv->fcfg.tags_header = srv->tags_header;
 	rc = strata_upstream_new(&ucfg, &srv->up);
 	if (rc == 0)
 		rc = strata_mem_new(cfg->cache.memory, &srv->mem);
@@ -126,6 +248,9 @@ int strata_server_new(const struct strata_config *cfg,
 		rc = strata_flights_new(&srv->flights);
 	if (rc == 0 && cfg->cache.disk.enabled)
 		rc = open_disk(cfg, &srv->disk);
+	if (rc == 0 && cfg->cache.redis.url != NULL &&
+	    cfg->cache.redis.url[0] != '\0')
+		rc = open_redis(srv, cfg);
 	if (rc != 0)
 		goto fail;
 	strata_log_set_access(cfg->access_log);
@@ -165,6 +290,8 @@ int strata_server_start(struct strata_server *srv)
 		.up = srv->up,
 		.mem = srv->mem,
 		.disk = srv->disk,
+		.shared = srv->shared,
+		.fleet = srv->fleet,
 		.flights = srv->flights,
 		.handlers = srv->handlers,
 	};
@@ -221,6 +348,10 @@ int strata_server_drain(struct strata_server *srv, uint64_t timeout_ms)
 				"%llu ms: cancelling them",
 				left, (unsigned long long)timeout_ms);
 		strata_upstream_cancel_all(srv->up);
+		/* Fills waiting on another instance's lock fetch now (and
+		 * fail at once: the upstream is cancelled). */
+		if (srv->shared != NULL)
+			strata_redis_async_shutdown(srv->shared);
 		/* Handlers cannot be interrupted: let the queued and running
 		 * ones finish, which wakes their parked connections.  The
 		 * pool stays allocated: the front end still refers to it
@@ -248,6 +379,9 @@ void strata_server_free(struct strata_server **srvp)
 	strata_pool_free(&srv->handler_pool);
 	strata_front_free(&srv->front);
 	strata_upstream_free(&srv->up);
+	/* The follower applies purges to the tiers: stop it before them. */
+	strata_fleet_stop(&srv->fleet);
+	strata_redis_async_stop(&srv->shared);
 	strata_flights_free(&srv->flights);
 	/* After the workers are gone: the disk tier's per-thread read
 	 * transactions belong to them.  Queued writes are applied first. */
@@ -256,28 +390,154 @@ void strata_server_free(struct strata_server **srvp)
 	strata_route_table_release(&srv->routes);
 	free(srv->handlers);
 	free(srv->listen);
+	free(srv->tags_header);
 	srv->magic = 0;
 	free(srv);
 	*srvp = NULL;
 }
 
-int strata_server_purge(struct strata_server *srv, const char *hash_hex)
+/* --- purges ---------------------------------------------------------------- */
+
+struct disk_purge {
+	struct strata_disk *disk;
+	const struct strata_purge *p;
+	uint64_t removed;
+	int rc;
+};
+
+/* Queue one disk removal; a full queue is drained once and retried. */
+static int disk_purge_cb(void *arg, const char *key_text, size_t key_len,
+			 const struct strata_key *key)
 {
-	struct strata_key key;
+	struct disk_purge *dp = arg;
+
+	if (dp->p->kind == STRATA_PURGE_PREFIX && key_text != NULL &&
+	    !strata_purge_matches(dp->p, key, key_text, key_len, NULL, 0))
+		return 0;
+	if (strata_disk_remove(dp->disk, key) != 0 &&
+	    (strata_disk_flush(dp->disk) != 0 ||
+	     strata_disk_remove(dp->disk, key) != 0)) {
+		dp->rc = STRATA_EUNAVAIL;
+		return 1;
+	}
+	dp->removed++;
+	return 0;
+}
+
+/* A prefix purge on disk: one key-text range per cached method, or one
+ * scan of every key text when a route caches methods with other names. */
+static void disk_purge_prefix(struct strata_server *srv, struct disk_purge *dp)
+{
+	static const struct { unsigned bit; const char *name; } methods[] = {
+		{STRATA_METHOD_GET, "GET"},     {STRATA_METHOD_POST, "POST"},
+		{STRATA_METHOD_PUT, "PUT"},     {STRATA_METHOD_DELETE, "DELETE"},
+		{STRATA_METHOD_PATCH, "PATCH"}, {STRATA_METHOD_OPTIONS,
+						 "OPTIONS"},
+	};
+	char range[STRATA_PURGE_ARG_MAX + 16];
+
+	if (srv->cached_methods & STRATA_METHOD_OTHER) {
+		strata_disk_scan_prefix(srv->disk, "", 0, disk_purge_cb, dp);
+		return;
+	}
+	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
+		if (!(srv->cached_methods & methods[i].bit))
+			continue;
+		snprintf(range, sizeof(range), "%s %s", methods[i].name,
+			 dp->p->arg);
+		strata_disk_scan_prefix(srv->disk, range, 0, disk_purge_cb, dp);
+	}
+}
+
+static int disk_purge(struct strata_server *srv, const struct strata_purge *p,
+		      uint64_t *removed)
+{
+	struct disk_purge dp = {.disk = srv->disk, .p = p};
+	int rc;
+
+	/* A scan sees committed entries only: commit the stores queued so
+	 * far (a promotion a moment ago, say) so that the scan finds them. */
+	if (p->kind == STRATA_PURGE_PREFIX || p->kind == STRATA_PURGE_TAG)
+		(void)strata_disk_flush(srv->disk);
+	switch (p->kind) {
+	case STRATA_PURGE_KEY:
+		dp.rc = strata_disk_remove(srv->disk, &p->key);
+		break;
+	case STRATA_PURGE_PREFIX:
+		disk_purge_prefix(srv, &dp);
+		break;
+	case STRATA_PURGE_TAG:
+		strata_disk_scan_tag(srv->disk, p->arg, 0, disk_purge_cb, &dp);
+		break;
+	case STRATA_PURGE_ALL:
+		dp.rc = strata_disk_clear(srv->disk);
+		break;
+	}
+	rc = strata_disk_flush(srv->disk);
+	*removed = dp.removed;
+	return dp.rc != 0 ? dp.rc : rc;
+}
+
+static bool mem_purge_cb(const struct strata_entry *e, void *arg)
+{
+	return strata_purge_matches_entry(arg, e);
+}
+
+/*
+ * This server's own tiers: disk first, then memory, so that a lookup that
+ * misses memory meanwhile does not find the entry on disk and promote it
+ * back.  `out` may be NULL.
+ */
+static int purge_local(struct strata_server *srv, const struct strata_purge *p,
+		       struct strata_purge_result *out)
+{
+	uint64_t disk = 0, mem;
 	int rc = 0;
 
-	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
-	if (strata_key_from_hex(hash_hex, &key) != 0)
-		return -EINVAL;
-	/* Disk first, then memory: a lookup that misses memory meanwhile
-	 * must not find the entry on disk and promote it back. */
-	if (srv->disk != NULL) {
-		rc = strata_disk_remove(srv->disk, &key);
-		if (rc == 0)
-			rc = strata_disk_flush(srv->disk);
+	if (srv->disk != NULL)
+		rc = disk_purge(srv, p, &disk);
+	switch (p->kind) {
+	case STRATA_PURGE_KEY:
+		mem = strata_mem_remove(srv->mem, &p->key) == 0;
+		break;
+	case STRATA_PURGE_ALL:
+		mem = strata_mem_clear(srv->mem);
+		break;
+	default:
+		mem = strata_mem_purge_if(srv->mem, mem_purge_cb, (void *)p);
+		break;
 	}
-	strata_mem_remove(srv->mem, &key);
+	if (out != NULL) {
+		out->memory = mem;
+		out->disk = disk;
+	}
 	return rc;
+}
+
+int strata_server_purge_by(struct strata_server *srv, const char *kind,
+			   const char *arg, struct strata_purge_result *out)
+{
+	struct strata_purge_result res = {0};
+	struct strata_purge p;
+	int rc;
+
+	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
+	if (strata_purge_parse(kind, arg, &p) != 0)
+		return -EINVAL;
+	/* Redis before this server's tiers: a lookup that misses them
+	 * meanwhile must not find the old entry in Redis and promote it. */
+	if (srv->fleet != NULL &&
+	    strata_fleet_purge(srv->fleet, &p, &res.redis) == 0)
+		res.fleet = 1;
+	rc = purge_local(srv, &p, &res);
+	if (out != NULL)
+		*out = res;
+	return rc;
+}
+
+int strata_server_purge(struct strata_server *srv, const char *hash_hex)
+{
+	return strata_server_purge_by(srv, "key", hash_hex, NULL);
 }
 
 unsigned strata_server_inflight(const struct strata_server *srv)

@@ -80,14 +80,39 @@ int strata_server_drain(struct strata_server *srv, uint64_t timeout_ms);
  */
 void strata_server_free(struct strata_server **srv);
 
+/* What a purge removed (counts of entries). */
+struct strata_purge_result {
+	uint64_t memory;      /* removed from this server's memory tier */
+	uint64_t disk;        /* removed from its disk tier (a KEY purge
+				 counts the removal queued, 0 or 1, only
+				 when the key was found there) */
+	uint64_t redis;       /* deleted from the shared Redis tier */
+	int fleet;            /* 1: announced on the purge stream, so every
+				 replica drops its copies (within 100 ms of
+				 its being connected, or on reconnecting);
+				 0: Redis is off or down, so only this server
+				 was purged */
+};
+
 /*
- * Purge one entry, named by its key hash in hex (32 digits), from every
- * tier of this server: removed from memory at once, and from disk by the
- * disk tier's writer before this returns.  Idempotent: purging an absent
- * key succeeds.  Returns 0, -EINVAL for a malformed hash, or
+ * Purge from every tier of this server and, with the Redis tier, from
+ * Redis and every replica sharing it.  `kind` is "key" (arg: the key
+ * hash, 32 hex digits), "prefix" (arg: a path prefix starting with "/":
+ * every entry whose request path starts with it, whatever the method,
+ * query or variant), "tag" (arg: a tag from the tags header) or "all"
+ * (arg: "").  Redis is purged first, then disk, then memory, so no
+ * concurrent lookup brings a purged entry back from a lower tier; the
+ * disk tier's removals are committed before this returns.  `out` may be
+ * NULL.  Returns 0 (a Redis that is down is not an error: out->fleet
+ * says so), -EINVAL for an unknown kind or a bad argument, or
  * STRATA_EUNAVAIL when the disk writer's queue is full (retry).
- * Thread-safe; may block briefly on the disk writer.
+ * Thread-safe; blocks on Redis (a prefix purge scans its keys) and the
+ * disk writer, so never call it from a libstrata callback.
  */
+int strata_server_purge_by(struct strata_server *srv, const char *kind,
+			   const char *arg, struct strata_purge_result *out);
+
+/* strata_server_purge_by(srv, "key", hash_hex, NULL). */
 int strata_server_purge(struct strata_server *srv, const char *hash_hex);
 
 /* Number of requests currently being handled.  Thread-safe. */

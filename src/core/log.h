@@ -64,6 +64,7 @@ uint64_t strata_now_us(void);
 #define strata_log_error(...) strata_log(STRATA_LOG_ERROR, __VA_ARGS__)
 #define strata_log_warn(...) strata_log(STRATA_LOG_WARN, __VA_ARGS__)
 #define strata_log_info(...) strata_log(STRATA_LOG_INFO, __VA_ARGS__)
+#define strata_log_debug(...) strata_log(STRATA_LOG_DEBUG, __VA_ARGS__)
 
 /*
  * Assertions stay on in release builds, as in Varnish: a broken invariant

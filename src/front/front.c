@@ -8,6 +8,9 @@
  *            memory tier, check the declared body size;
  *   BODY     collect upload data (bounded by max_request_body); on the
  *            last call answer a hit, or join the key's flight, or fetch;
+ *   SHARED   the flight's leader is suspended while the Redis tier's
+ *            workers run its fill (redis_async.h): a hit, the fleet lock
+ *            (fetch), or a wait for another instance's fill;
  *   FETCH    the connection is suspended while an exchange (upstream) or a
  *            handler job runs; the handler runs again when it has news;
  *   JOINED   suspended as a waiter of another request's flight;
@@ -52,7 +55,9 @@
 #include "front/reply.h"
 #include "strata/strata.h"
 #include "tier/disk.h"
+#include "tier/fleet.h"
 #include "tier/mem.h"
+#include "tier/redis_async.h"
 
 #define FRONT_MAGIC 0x46524e54u   /* "FRNT" */
 #define REQUEST_MAGIC 0x52455153u /* "REQS" */
@@ -64,6 +69,8 @@
 #define CACHE_STATUS_MISS "strata; fwd=miss"
 #define CACHE_STATUS_STORED "strata; fwd=miss; stored"
 #define CACHE_STATUS_COLLAPSED "strata; fwd=miss; collapsed"
+/* Waited for another instance's fill of the same key (fleet coalescing). */
+#define CACHE_STATUS_FLEET "strata; fwd=miss; collapsed; detail=redis"
 
 struct strata_front {
 	uint32_t magic;
@@ -71,10 +78,13 @@ struct strata_front {
 	bool accepting;
 	struct strata_front_config cfg;
 	char *listen;
+	char *tags_header;             /* owned copy; NULL: no tags */
 	struct strata_route_table *routes;
 	struct strata_upstream *up;
 	struct strata_mem *mem;
 	struct strata_disk *disk;          /* NULL: tier off */
+	struct strata_redis_async *shared; /* NULL: tier off */
+	struct strata_fleet *fleet;        /* with `shared` */
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
 	const struct strata_handler *handlers;
@@ -83,8 +93,8 @@ struct strata_front {
 	atomic_uint inflight;
 };
 
-enum phase { PHASE_NEW, PHASE_BODY, PHASE_FETCH, PHASE_JOINED,
-	     PHASE_ANSWERED };
+enum phase { PHASE_NEW, PHASE_BODY, PHASE_SHARED, PHASE_FETCH,
+	     PHASE_JOINED, PHASE_ANSWERED };
 
 struct request {
 	uint32_t magic;
@@ -106,6 +116,8 @@ struct request {
 	struct strata_flight_waiter waiter;
 	enum strata_flight_outcome outcome;
 	int flight_error;
+	enum strata_redis_fill fill;   /* set by fill_done_cb */
+	bool fleet_lock;           /* holds the key's fleet lock in Redis */
 	pthread_mutex_t park_lock; /* guards parked and woken */
 	bool parked;
 	bool woken;
@@ -575,14 +587,19 @@ static void hit_status(struct request *rq, int64_t now, const char *tier)
 }
 
 /*
- * Look the key up tier by tier: memory, then disk.  A hit becomes
- * rq->entry; a disk hit is promoted to memory with its original expiry,
- * so the next request finds it there.
+ * Look the key up in this server's tiers: memory, then disk.  A hit
+ * becomes rq->entry; a disk hit is promoted to memory with its original
+ * expiry, so the next request finds it there.  Redis is asked later, by
+ * the flight's leader, off this thread (start_fill()).
  */
 static void lookup(struct strata_front *front, struct request *rq)
 {
 	int64_t now = strata_wall_ms();
 
+	/* Catching up on purges missed while away: this server's own copies
+	 * may be purged ones, so only Redis and the origin answer. */
+	if (front->fleet != NULL && !strata_fleet_local_ok(front->fleet))
+		return;
 	if (strata_mem_lookup(front->mem, &rq->key, rq->key_text, rq->key_len,
 			      now, &rq->entry) == 0) {
 		hit_status(rq, now, "memory");
@@ -646,6 +663,65 @@ static void park_cb(void *arg)
 	park(arg);
 }
 
+/* A fill's outcome, on a Redis worker thread: note it and wake. */
+static void fill_done_cb(void *arg, enum strata_redis_fill outcome,
+			 struct strata_entry *entry)
+{
+	struct request *rq = arg;
+
+	rq->fill = outcome;
+	rq->entry = entry; /* ours now (HIT, FILLED); NULL otherwise */
+	wake(rq);
+}
+
+/*
+ * The fill is over (the connection was resumed, or it ended before we
+ * parked): answer from Redis, or fetch, holding the fleet lock or not.
+ */
+static enum MHD_Result filled(struct strata_front *front, struct request *rq,
+			      const char *method, const char *version)
+{
+	if (park(rq))
+		return MHD_YES; /* resumed without news: wait on */
+	switch (rq->fill) {
+	case STRATA_REDIS_FILL_HIT:
+	case STRATA_REDIS_FILL_FILLED:
+		/* Promote with the original expiry; too big for memory or a
+		 * full disk queue only costs the next request a Redis trip. */
+		strata_mem_store(front->mem, rq->entry);
+		if (front->disk != NULL)
+			strata_disk_store(front->disk, rq->entry);
+		if (rq->fill == STRATA_REDIS_FILL_HIT)
+			hit_status(rq, strata_wall_ms(), "redis");
+		else
+			rq->cache_status = CACHE_STATUS_FLEET;
+		strata_flight_end(front->flights, &rq->flight,
+				  STRATA_FLIGHT_ENTRY, rq->entry, 0);
+		return answer_entry(rq, rq->cache_status);
+	case STRATA_REDIS_FILL_LEAD:
+		rq->fleet_lock = true;
+		break;
+	case STRATA_REDIS_FILL_FETCH:
+		break;
+	}
+	return fetch(front, rq, method, version, true);
+}
+
+/* Leading a flight that missed this server's tiers: ask Redis, off the
+ * libmicrohttpd thread; a Redis that is down or saturated is skipped. */
+static enum MHD_Result start_fill(struct strata_front *front,
+				  struct request *rq, const char *method,
+				  const char *version)
+{
+	unwake(rq);
+	rq->phase = PHASE_SHARED;
+	if (strata_redis_async_fill(front->shared, &rq->key, rq->key_text,
+				    rq->key_len, strata_wall_ms(),
+				    fill_done_cb, rq) != 0)
+		return fetch(front, rq, method, version, true);
+	return filled(front, rq, method, version);
+}
+
 /* A cacheable miss: lead the key's flight, or wait on it. */
 static enum MHD_Result miss(struct strata_front *front, struct request *rq,
 			    const char *method, const char *version)
@@ -671,6 +747,8 @@ static enum MHD_Result miss(struct strata_front *front, struct request *rq,
 				  STRATA_FLIGHT_ENTRY, rq->entry, 0);
 		return answer_entry(rq, rq->cache_status);
 	}
+	if (front->shared != NULL)
+		return start_fill(front, rq, method, version);
 	return fetch(front, rq, method, version, true);
 }
 
@@ -688,16 +766,44 @@ static enum MHD_Result dispatch(struct strata_front *front,
 
 /*
  * Store a new entry in every tier that takes it: memory (it may be too big
- * for the budget) and disk (queued for the writer thread; a full queue
- * drops it).  Stored means some tier kept it.
+ * for the budget), disk (queued for the writer thread; a full queue drops
+ * it) and Redis (queued for its workers, releasing the fleet lock after
+ * the write when this request holds it).  Stored means some tier kept it
+ * or was given it.
  */
-static bool store(struct strata_front *front, struct strata_entry *e)
+static bool store(struct strata_front *front, struct request *rq,
+		  struct strata_entry *e)
 {
 	bool kept = strata_mem_store(front->mem, e) == 0;
 
 	if (front->disk != NULL && strata_disk_store(front->disk, e) == 0)
 		kept = true;
+	if (front->shared != NULL &&
+	    strata_redis_async_store(front->shared, e, rq->fleet_lock) == 0) {
+		kept = true;
+		rq->fleet_lock = false; /* released by the store */
+	}
 	return kept;
+}
+
+/*
+ * Split the tags header ("a b c", every value of it) into `tags`, pointing
+ * into `buf` (a copy).  Returns how many (at most `max`); more are
+ * ignored.
+ */
+static size_t parse_tags(const char *value, char *buf, size_t cap,
+			 const char **tags, size_t max)
+{
+	size_t n = 0;
+	char *save = NULL, *tok;
+
+	if (value == NULL || cap == 0)
+		return 0;
+	snprintf(buf, cap, "%s", value);
+	for (tok = strtok_r(buf, " \t,", &save); tok != NULL && n < max;
+	     tok = strtok_r(NULL, " \t,", &save))
+		tags[n++] = tok;
+	return n;
 }
 
 /* The origin's Age header in milliseconds (0 when absent or invalid). */
@@ -741,8 +847,17 @@ static enum MHD_Result complete(struct strata_front *front,
 		.body = body,
 		.body_len = body_len,
 	};
+	const char *tags[STRATA_ENTRY_MAX_TAGS];
+	char tag_buf[4096];
 	int rc = strata_http_end_to_end(headers, &e2e);
 
+	if (rq->cacheable && front->tags_header != NULL) {
+		p.n_tags = parse_tags(strata_headers_get(headers,
+							 front->tags_header),
+				      tag_buf, sizeof(tag_buf), tags,
+				      STRATA_ENTRY_MAX_TAGS);
+		p.tags = tags;
+	}
 	/* The answer was already this old when it arrived: count that into
 	 * the Age we send (RFC 9111 section 4.2.3, without the clock
 	 * corrections the HTTP-semantics milestone adds); the stored headers
@@ -769,7 +884,7 @@ static enum MHD_Result complete(struct strata_front *front,
 		return answer_upstream_error(rq->conn, rq, STRATA_EUPSTREAM);
 	}
 	if (rq->cacheable && verdict == STRATA_STORE_OK &&
-	    store(front, rq->entry))
+	    store(front, rq, rq->entry))
 		rq->cache_status = CACHE_STATUS_STORED;
 	else
 		verdict = verdict == STRATA_STORE_OK ? STRATA_STORE_STATUS
@@ -921,6 +1036,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 			return collect(front, rq, conn, upload_data,
 				       upload_data_size);
 		return dispatch(front, rq, method, version);
+	case PHASE_SHARED:
+		return filled(front, rq, method, version);
 	case PHASE_FETCH:
 		return fetched(front, rq);
 	case PHASE_JOINED:
@@ -976,6 +1093,11 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	if (rq->flight != NULL) /* never left leading; defensive */
 		strata_flight_end(front->flights, &rq->flight,
 				  STRATA_FLIGHT_ERROR, NULL, STRATA_ECANCELED);
+	/* Led a fleet fill that stored nothing (not storable, an error, a
+	 * client gone): let the other instances fetch now rather than after
+	 * lock_ttl.  A dropped unlock only means they wait that long. */
+	if (rq->fleet_lock)
+		strata_redis_async_unlock(front->shared, &rq->key);
 	if (rq->ex != NULL) {
 		if (rq->streaming)
 			rq->bytes = strata_exchange_bytes(rq->ex);
@@ -1072,10 +1194,21 @@ int strata_front_new(const struct strata_front_config *cfg,
 		return -ENOMEM;
 	}
 	front->cfg.listen = front->listen;
+	if (cfg->tags_header != NULL && cfg->tags_header[0] != '\0') {
+		front->tags_header = strdup(cfg->tags_header);
+		if (front->tags_header == NULL) {
+			free(front->listen);
+			free(front);
+			return -ENOMEM;
+		}
+	}
+	front->cfg.tags_header = front->tags_header;
 	front->routes = strata_route_table_ref(deps->routes);
 	front->up = deps->up;
 	front->mem = deps->mem;
 	front->disk = deps->disk;
+	front->shared = deps->shared;
+	front->fleet = deps->fleet;
 	front->flights = deps->flights;
 	front->handler_pool = deps->handler_pool;
 	front->handlers = deps->handlers;
@@ -1201,6 +1334,7 @@ void strata_front_free(struct strata_front **frontp)
 		close(front->listen_fd);
 	strata_route_table_release(&front->routes);
 	free(front->listen);
+	free(front->tags_header);
 	front->magic = 0;
 	free(front);
 	*frontp = NULL;

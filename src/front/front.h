@@ -28,11 +28,13 @@
 #include <stdint.h>
 
 struct strata_disk;
+struct strata_fleet;
 struct strata_flights;
 struct strata_front;
 struct strata_handler;
 struct strata_mem;
 struct strata_pool;
+struct strata_redis_async;
 struct strata_route_table;
 struct strata_upstream;
 
@@ -46,6 +48,8 @@ struct strata_front_config {
 	bool preserve_host;
 	size_t stream_buffer;          /* per-request body buffer, bytes */
 	uint64_t max_object_size;      /* larger answers are streamed */
+	const char *tags_header;       /* response header listing the
+					  entry's tags; NULL or "": none */
 };
 
 /* What the front end works with; all borrowed, all outlive it. */
@@ -54,6 +58,8 @@ struct strata_front_deps {
 	struct strata_upstream *up;
 	struct strata_mem *mem;
 	struct strata_disk *disk;           /* NULL when the tier is off */
+	struct strata_redis_async *shared;  /* NULL when Redis is off */
+	struct strata_fleet *fleet;         /* with `shared` */
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
 	/* One per route (table order); NULL fn: forward upstream. */

@@ -7,6 +7,13 @@
  *   <prefix>:e:<hex>     the encoded entry, with a PX expiry at keep_until
  *   <prefix>:t:<tag>     a set of <hex> key hashes carrying that tag, with
  *                        an expiry no shorter than any member's
+ *   <prefix>:l:<hex>     a fill lock: the id of the instance fetching the
+ *                        entry from the origin for the whole fleet
+ *   <prefix>:purges      the purge stream: one record per purge, fields
+ *                        k (kind), a (argument), by (instance), capped
+ *                        with XADD MAXLEN ~
+ *   <prefix>:epoch       a random id naming this dataset (see
+ *                        strata_redis_epoch())
  *
  * <hex> is the 32-digit lowercase key hash.  An incompatible change to
  * what is stored under a key (a new entry-format major version that old
@@ -38,6 +45,7 @@
 
 #include "cache/entry.h"
 #include "cache/key.h"
+#include "cache/purge.h"
 
 struct strata_redis;
 
@@ -69,6 +77,10 @@ struct strata_redis_config {
 	const char *url;          /* as for strata_redis_url_parse() */
 	const char *prefix;       /* key prefix; NULL or "": "strata" */
 	unsigned timeout_ms;      /* connect and per-command; 0: 250 */
+	unsigned block_ms;        /* longest XREAD BLOCK this connection
+				     issues (added to its read timeout) */
+	bool quiet;               /* do not log up/down transitions (one
+				     connection of a pool speaks for all) */
 	unsigned backoff_min_ms;  /* first reconnect delay; 0: 100 */
 	unsigned backoff_max_ms;  /* reconnect delay cap; 0: 5000 */
 };
@@ -134,6 +146,132 @@ int strata_redis_del(struct strata_redis *r, const struct strata_key *key);
 /* PING.  Returns 0 or STRATA_EUNAVAIL.  Like every call, it may attempt a
  * reconnect when the backoff allows one. */
 int strata_redis_ping(struct strata_redis *r);
+
+/*
+ * Batches: several operations sent in one round trip (pipelined), each
+ * with its own result.  The kinds and their results (op->rc):
+ *   GET     GET <prefix>:e:<hex>: 0 with op->found (a new reference the
+ *           caller releases), or STRATA_EMISS as for strata_redis_get().
+ *   POLL    GET the entry and EXISTS its lock: 0 with op->found; -EBUSY
+ *           while the lock is held (another instance is filling);
+ *           STRATA_EMISS when neither is there (the fill failed or was
+ *           not storable).
+ *   SET     as strata_redis_set(), keep time computed at the call.
+ *   DEL     UNLINK the entry.
+ *   LOCK    SET <prefix>:l:<hex> <token> NX PX <ttl_ms>: 0 when taken,
+ *           -EBUSY when another holds it.
+ *   UNLOCK  delete the lock if it still holds `token` (compare-and-delete
+ *           in one script: an expired lock taken by another is left).
+ *   PING.
+ * Any op may also end STRATA_EUNAVAIL (down, failed, Redis refused) or
+ * -ENOMEM.
+ */
+enum strata_redis_op_kind {
+	STRATA_REDIS_OP_GET,
+	STRATA_REDIS_OP_POLL,
+	STRATA_REDIS_OP_SET,
+	STRATA_REDIS_OP_DEL,
+	STRATA_REDIS_OP_LOCK,
+	STRATA_REDIS_OP_UNLOCK,
+	STRATA_REDIS_OP_PING,
+};
+
+struct strata_redis_op {
+	enum strata_redis_op_kind kind;
+	const struct strata_key *key;        /* all but SET, PING */
+	const char *key_text;                /* GET, POLL */
+	size_t key_len;
+	int64_t now;                         /* GET, POLL: freshness */
+	const struct strata_entry *entry;    /* SET (borrowed) */
+	const char *token;                   /* LOCK, UNLOCK */
+	uint64_t ttl_ms;                     /* LOCK */
+	int rc;                              /* out */
+	struct strata_entry *found;          /* out: GET, POLL (owned) */
+};
+
+/*
+ * Run `n` operations in one round trip, in order.  Sets every op's rc
+ * (and `found`).  Returns 0 when the batch was exchanged (look at each
+ * rc), or the error every op got (STRATA_EUNAVAIL when down or the
+ * connection failed, -ENOMEM).
+ */
+int strata_redis_batch(struct strata_redis *r, struct strata_redis_op *ops,
+		       size_t n);
+
+/*
+ * Purge `p` from Redis for the whole fleet: delete what it names (KEY:
+ * the entry; TAG: the tag set's entries and the set; PREFIX: a SCAN of
+ * the entries, matching key texts in place with a script, no value sent
+ * back; ALL: every entry and tag set under the prefix), then append the
+ * purge to the stream, which keeps about `max_len` records.  `origin`
+ * names this instance in the record.  On success writes the record's id
+ * to `id` and the entries deleted to *removed.  Returns 0,
+ * STRATA_EUNAVAIL or -ENOMEM.  PREFIX and ALL take one round trip per
+ * 1000 keys of the database scanned.  The scripts build key names from
+ * their arguments, which Redis Cluster forbids: a cluster transport will
+ * run them per node.
+ */
+int strata_redis_purge(struct strata_redis *r, const struct strata_purge *p,
+		       uint64_t max_len, const char *origin, char *id,
+		       size_t id_cap, uint64_t *removed);
+
+/*
+ * The dataset's epoch: <prefix>:epoch, set to `candidate` if it does not
+ * exist yet (SET NX), then read back into `out`.  A Redis that lost its
+ * data (restarted empty, flushed) has a new epoch, so a purge-stream
+ * position recorded under the old one is known to be meaningless.
+ * Returns 0 or STRATA_EUNAVAIL.
+ */
+int strata_redis_epoch(struct strata_redis *r, const char *candidate,
+		       char *out, size_t cap);
+
+/* A stream id, "<ms>-<seq>". */
+struct strata_redis_stream_id {
+	uint64_t ms;
+	uint64_t seq;
+};
+
+/* Parse "<ms>-<seq>" or "<ms>".  Returns 0 or -EINVAL. */
+int strata_redis_stream_id_parse(const char *s,
+				 struct strata_redis_stream_id *out);
+
+/* <0, 0, >0 as a is before, equal to, after b. */
+int strata_redis_stream_id_cmp(const struct strata_redis_stream_id *a,
+			       const struct strata_redis_stream_id *b);
+
+struct strata_redis_stream_info {
+	bool exists;
+	bool has_first;                       /* the stream has records */
+	struct strata_redis_stream_id first;  /* oldest record kept */
+	struct strata_redis_stream_id last;   /* last id ever added */
+	bool has_max_deleted;                 /* Redis 7: trimmed up to */
+	struct strata_redis_stream_id max_deleted;
+	uint64_t length;                      /* records kept */
+	bool has_entries_added;               /* Redis 7 */
+	uint64_t entries_added;               /* records ever added */
+};
+
+/* XINFO STREAM of the purge stream.  Returns 0 (exists false when there
+ * is no stream yet) or STRATA_EUNAVAIL. */
+int strata_redis_stream_info(struct strata_redis *r,
+			     struct strata_redis_stream_info *out);
+
+/* One purge record: its id, the purge (NULL when this version cannot
+ * read the record: the caller should drop everything shared), and the
+ * instance that made it (may be NULL).  All borrowed for the call. */
+typedef void strata_redis_purge_fn(void *arg, const char *id,
+				   const struct strata_purge *p,
+				   const char *origin);
+
+/*
+ * XREAD up to `max` purge records after id `after` ("0" for all),
+ * waiting up to block_ms (0: do not wait; block_ms must not exceed the
+ * config's block_ms).  Calls fn for each, in order.  Returns how many, or
+ * STRATA_EUNAVAIL.
+ */
+long strata_redis_stream_read(struct strata_redis *r, const char *after,
+			      unsigned block_ms, unsigned max,
+			      strata_redis_purge_fn *fn, void *arg);
 
 /* A snapshot of the counters (relaxed loads: each is exact, the set is
  * not one instant).  Any thread. */

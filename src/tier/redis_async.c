@@ -1,44 +1,55 @@
 /*
- * redis_async.c: one worker thread serving the Redis tier (see
+ * redis_async.c: worker threads serving the Redis tier (see
  * redis_async.h).
  *
  * Submitters allocate an operation (key and key text copied into it, an
- * entry reference for a SET), append it to a FIFO and signal the worker.
- * The worker takes up to BATCH_MAX operations per wake and runs them in
- * order against its struct strata_redis.  Consecutive SETs are "batched"
- * only in that they are taken together: each is still one
- * strata_redis_set() round trip.  Pipelining them through redis.c's
- * command layer (which already sends a batch in one round trip) is the
- * next step and needs a multi-entry set in redis.h.
+ * entry reference for a SET), append it to a FIFO and signal a worker.
+ * A worker detaches up to BATCH_MAX ready operations (due pollers first,
+ * then the FIFO) and runs them as one strata_redis_batch(): one round
+ * trip.  A fill is a small state machine advanced by each round trip:
  *
- * While the tier is down, lookups are refused at submission, so no
- * caller waits on a dead Redis.  Nothing would then call into the tier to
- * give its breaker a reconnect attempt, so the idle worker PINGs every
- * backoff_min_ms while down; those calls count as fast_fails in the tier's
- * stats when the backoff has not yet expired.
+ *   GET --hit--> HIT              LOCK --taken--> LEAD
+ *       --miss--> LOCK (same            --held---> POLL (timed list)
+ *                 worker, next          --error--> FETCH
+ *                 round trip)
+ *       --error--> FETCH          POLL --entry--> FILLED
+ *                                      --locked--> POLL again, or FETCH
+ *                                                  after lock_wait
+ *                                      --neither/error--> FETCH
+ *
+ * Operations that moved to another immediate state stay with the worker
+ * for its next round trip; pollers go to the timed list `polls`, sorted by
+ * due time, which any worker serves.
+ *
+ * While every connection is down, lookups and fills are refused at
+ * submission, so no caller waits on a dead Redis.  Nothing would then call
+ * into the tier to give the breakers a reconnect attempt, so an idle
+ * worker whose connection is down PINGs every ping_ms (those calls count
+ * as fast_fails while the backoff has not expired).
  *
  * Concurrency:
- *  - The worker thread alone touches `ra->redis` through the tier calls,
- *    except strata_redis_stats(), which is atomic and called from any
- *    thread (stats and the "down" check at submission).
- *  - `ra->lock` guards the queue (head, tail, depth) and `stopping`.
- *    Submitters take it to append; the worker takes it to detach a batch
- *    and to wait on `ra->wake`.  No tier call and no callback runs with
- *    the lock held, so a callback may submit again.
- *  - An operation belongs to the submitter until appended, to the queue
- *    while linked, and to the worker once detached; the worker frees it.
- *  - The "down" check at submission reads a relaxed atomic that may be
+ *  - Each worker alone touches its own `struct strata_redis` through the
+ *    tier calls; strata_redis_stats() (atomics) is read from any thread.
+ *  - `ra->lock` guards the FIFO (head, tail), `polls`, `depth` and
+ *    `stopping`.  Submitters take it to append; workers to detach a batch,
+ *    to park pollers and to wait on `ra->wake`.  No tier call and no
+ *    callback runs with the lock held, so a callback may submit again.
+ *  - An operation belongs to the submitter until appended, to the FIFO or
+ *    `polls` while linked there, and to one worker once detached; that
+ *    worker frees it or links it back.
+ *  - The "all down" check at submission reads relaxed atomics that may be
  *    stale: a lookup may be queued just as the tier goes down (it then
- *    fails fast with STRATA_EUNAVAIL through its callback) or refused just
- *    as it comes back (a miss).  Both are harmless.
- *  - Stop: sets `stopping` under the lock (later submissions are refused),
- *    wakes the worker, which finishes its current batch item, then
- *    detaches whatever is queued and cancels it: lookups are called back
- *    with STRATA_ECANCELED, writes dropped.  Every accepted lookup's
- *    callback thus runs exactly once, before pthread_join returns.
- *  - `depth` counts operations accepted and not yet finished, the
- *    running batch included, so queue_limit bounds the memory held and
- *    the callbacks owed.  It is read under the lock for stats.
+ *    fails fast through its callback) or refused just as it comes back (a
+ *    miss).  Both are harmless.
+ *  - Stop: sets `stopping` under the lock (later submissions are
+ *    refused), wakes every worker; each finishes its current round trip,
+ *    cancels what it holds, and the last cancels what is left in the FIFO
+ *    and `polls` (lookups get STRATA_ECANCELED, fills FETCH, writes are
+ *    dropped), so every accepted callback runs exactly once before the
+ *    joins return.
+ *  - `depth` counts operations accepted and not yet finished, pollers and
+ *    running ones included, so queue_limit bounds the memory held and the
+ *    callbacks owed.
  *  - Counters are atomics with relaxed order: statistics, they order
  *    nothing.
  */
@@ -50,6 +61,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -60,39 +72,68 @@
 #define REDIS_ASYNC_MAGIC 0x52415359u /* "RASY" */
 #define DEFAULT_QUEUE_LIMIT 1024u
 #define DEFAULT_PING_MS 100u
-/* Operations taken per wake: bounds how long a stop waits behind work. */
+#define DEFAULT_LOCK_MS 30000u
+/* Operations per round trip: bounds a batch's memory and how long a stop
+ * waits behind work. */
 #define BATCH_MAX 64u
+#define POLL_FIRST_MS 5u
+#define POLL_MAX_MS 50u
+#define TOKEN_MAX 128u
 
-enum op_kind { OP_GET, OP_SET, OP_DEL };
+enum op_kind { OP_LOOKUP, OP_FILL, OP_SET, OP_DEL, OP_UNLOCK };
+
+/* Where a fill is: the command its next round trip sends. */
+enum fill_state { FILL_GET, FILL_LOCK, FILL_POLL };
 
 struct op {
 	enum op_kind kind;
+	enum fill_state state;          /* OP_FILL */
+	bool unlock;                    /* OP_SET: release the lock after */
 	struct op *next;
-	struct strata_key key;             /* GET, DEL */
-	struct strata_entry *entry;        /* SET: our reference */
-	int64_t now;                       /* GET */
-	strata_redis_lookup_fn *cb;        /* GET */
+	struct strata_key key;          /* all but OP_SET */
+	struct strata_entry *entry;     /* OP_SET: our reference */
+	int64_t now;                    /* lookups: freshness */
+	uint64_t due_ms;                /* FILL_POLL: monotonic */
+	uint64_t deadline_ms;           /* FILL_POLL: give up then */
+	unsigned poll_ms;               /* FILL_POLL: next interval */
+	strata_redis_lookup_fn *lookup_cb;
+	strata_redis_fill_fn *fill_cb;
 	void *arg;
-	size_t key_len;                    /* GET */
-	char key_text[];                   /* GET: key_len bytes + NUL */
+	size_t key_len;
+	char key_text[];                /* lookups: key_len bytes + NUL */
 };
 
 struct strata_redis_async {
 	uint32_t magic;
-	struct strata_redis *redis;        /* worker thread (see above) */
+	unsigned pool;
+	struct strata_redis **conns;    /* one per worker (see above) */
+	pthread_t *threads;
 	size_t queue_limit;
 	unsigned ping_ms;
-	pthread_t thread;
+	char token[TOKEN_MAX + 1];      /* "" : fills never lock */
+	uint64_t lock_ttl_ms;
+	uint64_t lock_wait_ms;
 
 	/* Guarded by lock. */
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
-	struct op *head, *tail;
+	struct op *head, *tail;         /* FIFO of new operations */
+	struct op *polls;               /* pollers, by due_ms */
 	size_t depth;
 	bool stopping;
+	bool joined;                    /* shutdown has joined (or is
+					   joining) the workers */
+	unsigned running;               /* workers not yet exited */
 
 	/* Any thread (relaxed). */
-	atomic_uint_fast64_t dropped, refused, lookups, canceled;
+	atomic_uint_fast64_t dropped, refused, lookups, canceled, locks,
+		filled, lock_timeouts, batches;
+};
+
+/* A worker's identity: the module and its own connection. */
+struct worker {
+	struct strata_redis_async *ra;
+	struct strata_redis *redis;
 };
 
 static void count(atomic_uint_fast64_t *c)
@@ -101,12 +142,20 @@ static void count(atomic_uint_fast64_t *c)
 	atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
 }
 
-static bool tier_down(struct strata_redis_async *ra)
+static bool conn_up(struct strata_redis *r)
 {
 	struct strata_redis_stats st;
 
-	strata_redis_stats(ra->redis, &st);
-	return st.state == STRATA_REDIS_DOWN;
+	strata_redis_stats(r, &st);
+	return st.state == STRATA_REDIS_UP;
+}
+
+bool strata_redis_async_up(struct strata_redis_async *ra)
+{
+	for (unsigned i = 0; i < ra->pool; i++)
+		if (conn_up(ra->conns[i]))
+			return true;
+	return false;
 }
 
 static void free_op(struct op **op)
@@ -144,183 +193,469 @@ static int enqueue(struct strata_redis_async *ra, struct op *op)
 	return 0;
 }
 
-/* --- the worker ----------------------------------------------------------- */
+/* --- completing operations ------------------------------------------------- */
 
-static void run_op(struct strata_redis_async *ra, struct op *op)
+static void finish_fill(struct strata_redis_async *ra, struct op *op,
+			enum strata_redis_fill outcome,
+			struct strata_entry *entry)
 {
-	struct strata_entry *e = NULL;
-	int rc;
-
-	switch (op->kind) {
-	case OP_GET:
-		rc = strata_redis_get(ra->redis, &op->key, op->key_text,
-				      op->key_len, op->now, &e);
-		op->cb(op->arg, rc, e);
-		break;
-	case OP_SET:
-		(void)strata_redis_set(ra->redis, op->entry, strata_wall_ms());
-		break;
-	case OP_DEL:
-		(void)strata_redis_del(ra->redis, &op->key);
-		break;
-	}
+	if (outcome == STRATA_REDIS_FILL_FILLED)
+		count(&ra->filled);
+	else if (outcome == STRATA_REDIS_FILL_LEAD)
+		count(&ra->locks);
+	op->fill_cb(op->arg, outcome, entry);
 }
 
 static void cancel_op(struct strata_redis_async *ra, struct op *op)
 {
-	if (op->kind == OP_GET) {
+	if (op->kind == OP_LOOKUP) {
 		count(&ra->canceled);
-		op->cb(op->arg, STRATA_ECANCELED, NULL);
+		op->lookup_cb(op->arg, STRATA_ECANCELED, NULL);
+	} else if (op->kind == OP_FILL) {
+		count(&ra->canceled);
+		op->fill_cb(op->arg, STRATA_REDIS_FILL_FETCH, NULL);
 	} else {
 		count(&ra->dropped);
 	}
 }
 
-/* Detach up to `max` operations from the head.  Caller holds the lock.
- * They still count in `depth` until finished(), so that queue_limit
- * bounds everything accepted and not yet done, the batch included. */
-static struct op *detach_locked(struct strata_redis_async *ra, size_t max)
+/* An operation is done: free it; it stops counting against queue_limit. */
+static void finished(struct strata_redis_async *ra, struct op **op)
 {
-	struct op *first = ra->head, *last = NULL, *op = ra->head;
-	size_t n = 0;
-
-	while (op != NULL && n < max) {
-		last = op;
-		op = op->next;
-		n++;
-	}
-	if (last == NULL)
-		return NULL;
-	last->next = NULL;
-	ra->head = op;
-	if (op == NULL)
-		ra->tail = NULL;
-	return first;
-}
-
-/* An operation is done: it stops counting against queue_limit. */
-static void finished(struct strata_redis_async *ra)
-{
+	free_op(op);
 	pthread_mutex_lock(&ra->lock);
 	ra->depth--;
 	pthread_mutex_unlock(&ra->lock);
 }
 
-static void deadline_in(struct timespec *ts, unsigned ms)
+/* Link a poller into `polls` by due time.  Caller holds the lock. */
+static void add_poll_locked(struct strata_redis_async *ra, struct op *op)
 {
-	clock_gettime(CLOCK_MONOTONIC, ts);
-	ts->tv_sec += ms / 1000;
-	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
-	if (ts->tv_nsec >= 1000000000L) {
-		ts->tv_sec++;
-		ts->tv_nsec -= 1000000000L;
+	struct op **p = &ra->polls;
+
+	while (*p != NULL && (*p)->due_ms <= op->due_ms)
+		p = &(*p)->next;
+	op->next = *p;
+	*p = op;
+}
+
+/* --- one round trip --------------------------------------------------------- */
+
+/* The redis.h operation for op's next command. */
+static void to_redis_op(const struct strata_redis_async *ra,
+			const struct op *op, struct strata_redis_op *rop)
+{
+	*rop = (struct strata_redis_op){.key = &op->key,
+					.key_text = op->key_text,
+					.key_len = op->key_len,
+					.now = op->now};
+	switch (op->kind) {
+	case OP_LOOKUP:
+		rop->kind = STRATA_REDIS_OP_GET;
+		break;
+	case OP_FILL:
+		rop->kind = op->state == FILL_GET    ? STRATA_REDIS_OP_GET
+			    : op->state == FILL_LOCK ? STRATA_REDIS_OP_LOCK
+						     : STRATA_REDIS_OP_POLL;
+		rop->token = ra->token;
+		rop->ttl_ms = ra->lock_ttl_ms;
+		break;
+	case OP_SET:
+		rop->kind = STRATA_REDIS_OP_SET;
+		rop->entry = op->entry;
+		break;
+	case OP_DEL:
+		rop->kind = STRATA_REDIS_OP_DEL;
+		break;
+	case OP_UNLOCK:
+		rop->kind = STRATA_REDIS_OP_UNLOCK;
+		rop->token = ra->token;
+		break;
 	}
 }
 
-static void *worker(void *arg)
+/* Where a fill goes after a round trip. */
+enum next { NEXT_DONE, NEXT_AGAIN, NEXT_POLL };
+
+static enum next advance_fill(struct strata_redis_async *ra, struct op *op,
+			      struct strata_redis_op *rop)
 {
-	struct strata_redis_async *ra = arg;
-	struct op *batch, *op;
-	bool stopping, idle_timeout;
+	uint64_t now;
+
+	switch (op->state) {
+	case FILL_GET:
+		if (rop->rc == 0) {
+			finish_fill(ra, op, STRATA_REDIS_FILL_HIT, rop->found);
+			return NEXT_DONE;
+		}
+		if (rop->rc == STRATA_EMISS && ra->token[0] != '\0') {
+			op->state = FILL_LOCK;
+			return NEXT_AGAIN;
+		}
+		break;
+	case FILL_LOCK:
+		if (rop->rc == 0) {
+			finish_fill(ra, op, STRATA_REDIS_FILL_LEAD, NULL);
+			return NEXT_DONE;
+		}
+		if (rop->rc == -EBUSY) {
+			now = strata_now_ms();
+			op->state = FILL_POLL;
+			op->poll_ms = POLL_FIRST_MS;
+			op->due_ms = now + op->poll_ms;
+			op->deadline_ms = now + ra->lock_wait_ms;
+			return NEXT_POLL;
+		}
+		break;
+	case FILL_POLL:
+		if (rop->rc == 0) {
+			finish_fill(ra, op, STRATA_REDIS_FILL_FILLED,
+				    rop->found);
+			return NEXT_DONE;
+		}
+		if (rop->rc == -EBUSY) {
+			now = strata_now_ms();
+			if (now >= op->deadline_ms) {
+				count(&ra->lock_timeouts);
+				break;
+			}
+			op->poll_ms = op->poll_ms * 2 > POLL_MAX_MS
+					      ? POLL_MAX_MS
+					      : op->poll_ms * 2;
+			op->due_ms = now + op->poll_ms;
+			if (op->due_ms > op->deadline_ms)
+				op->due_ms = op->deadline_ms;
+			return NEXT_POLL;
+		}
+		break;
+	}
+	strata_entry_release(&rop->found);
+	finish_fill(ra, op, STRATA_REDIS_FILL_FETCH, NULL);
+	return NEXT_DONE;
+}
+
+static enum next advance(struct strata_redis_async *ra, struct op *op,
+			 struct strata_redis_op *rop)
+{
+	switch (op->kind) {
+	case OP_LOOKUP:
+		op->lookup_cb(op->arg,
+			      rop->rc == 0 || rop->rc == STRATA_EMISS
+				      ? rop->rc
+				      : STRATA_EUNAVAIL,
+			      rop->found);
+		return NEXT_DONE;
+	case OP_FILL:
+		return advance_fill(ra, op, rop);
+	default:
+		return NEXT_DONE;
+	}
+}
+
+/*
+ * Run `batch` (a list of `n` operations) to completion or parking: one
+ * round trip per step, fills that move on staying for the next step.
+ * A SET with `unlock` contributes two commands (SET, then UNLOCK) so the
+ * lock is never released before the entry is visible.
+ */
+static void run_batch(struct worker *w, struct op *batch)
+{
+	struct strata_redis_async *ra = w->ra;
+	struct strata_redis_op rops[2 * BATCH_MAX];
+	struct op *ops[BATCH_MAX];
+
+	while (batch != NULL) {
+		struct op *again = NULL, **again_tail = &again, *op;
+		size_t n = 0, r = 0;
+
+		while ((op = batch) != NULL && n < BATCH_MAX) {
+			batch = op->next;
+			op->next = NULL;
+			ops[n++] = op;
+		}
+		for (size_t i = 0; i < n; i++) {
+			to_redis_op(ra, ops[i], &rops[r++]);
+			if (ops[i]->kind == OP_SET && ops[i]->unlock) {
+				rops[r] = (struct strata_redis_op){
+					.kind = STRATA_REDIS_OP_UNLOCK,
+					.key = &ops[i]->entry->key,
+					.token = ra->token};
+				r++;
+			}
+		}
+		(void)strata_redis_batch(w->redis, rops, r);
+		count(&ra->batches);
+		r = 0;
+		for (size_t i = 0; i < n; i++) {
+			struct strata_redis_op *rop = &rops[r++];
+			enum next next;
+
+			if (ops[i]->kind == OP_SET && ops[i]->unlock)
+				r++;
+			next = advance(ra, ops[i], rop);
+			if (next == NEXT_AGAIN) {
+				*again_tail = ops[i];
+				again_tail = &ops[i]->next;
+			} else if (next == NEXT_POLL) {
+				pthread_mutex_lock(&ra->lock);
+				add_poll_locked(ra, ops[i]);
+				pthread_cond_signal(&ra->wake);
+				pthread_mutex_unlock(&ra->lock);
+			} else {
+				finished(ra, &ops[i]);
+			}
+		}
+		/* What moved on goes first, then the rest of the batch. */
+		*again_tail = batch;
+		batch = again;
+	}
+}
+
+/* --- the workers ------------------------------------------------------------- */
+
+static void deadline_at(struct timespec *ts, uint64_t due_ms)
+{
+	ts->tv_sec = (time_t)(due_ms / 1000);
+	ts->tv_nsec = (long)(due_ms % 1000) * 1000000L;
+}
+
+/* Detach up to BATCH_MAX ready operations: due pollers, then the FIFO.
+ * Caller holds the lock. */
+static struct op *detach_locked(struct strata_redis_async *ra, uint64_t now)
+{
+	struct op *first = NULL, **tail = &first, *op;
+	size_t n = 0;
+
+	while (n < BATCH_MAX && (op = ra->polls) != NULL &&
+	       op->due_ms <= now) {
+		ra->polls = op->next;
+		*tail = op;
+		tail = &op->next;
+		n++;
+	}
+	while (n < BATCH_MAX && (op = ra->head) != NULL) {
+		ra->head = op->next;
+		if (ra->head == NULL)
+			ra->tail = NULL;
+		*tail = op;
+		tail = &op->next;
+		n++;
+	}
+	*tail = NULL;
+	return first;
+}
+
+/* Wait for work.  Returns a batch, or NULL when idle-timed-out while
+ * down (ping) or stopping (*stopping set).  Caller holds the lock. */
+static struct op *wait_locked(struct worker *w, bool *stopping)
+{
+	struct strata_redis_async *ra = w->ra;
+	struct timespec ts;
+	struct op *batch;
+
+	for (;;) {
+		uint64_t now = strata_now_ms(), due = UINT64_MAX;
+		bool down;
+
+		if (ra->stopping) {
+			*stopping = true;
+			return NULL;
+		}
+		batch = detach_locked(ra, now);
+		if (batch != NULL)
+			return batch;
+		if (ra->polls != NULL)
+			due = ra->polls->due_ms;
+		down = !conn_up(w->redis);
+		if (down && now + ra->ping_ms < due)
+			due = now + ra->ping_ms;
+		if (due == UINT64_MAX) {
+			pthread_cond_wait(&ra->wake, &ra->lock);
+			continue;
+		}
+		deadline_at(&ts, due);
+		if (pthread_cond_timedwait(&ra->wake, &ra->lock, &ts) ==
+			    ETIMEDOUT &&
+		    down && ra->head == NULL &&
+		    (ra->polls == NULL || ra->polls->due_ms > strata_now_ms()))
+			return NULL;
+	}
+}
+
+/* Cancel a list of operations. */
+static void cancel_list(struct strata_redis_async *ra, struct op *list)
+{
+	struct op *op;
+
+	while ((op = list) != NULL) {
+		list = op->next;
+		cancel_op(ra, op);
+		finished(ra, &op);
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+	struct strata_redis_async *ra = w->ra;
+	struct op *batch;
+	bool stopping = false, last;
 
 	for (;;) {
 		pthread_mutex_lock(&ra->lock);
-		idle_timeout = false;
-		while (ra->head == NULL && !ra->stopping && !idle_timeout) {
-			if (tier_down(ra)) {
-				struct timespec ts;
-
-				deadline_in(&ts, ra->ping_ms);
-				idle_timeout = pthread_cond_timedwait(
-						       &ra->wake, &ra->lock,
-						       &ts) == ETIMEDOUT;
-			} else {
-				pthread_cond_wait(&ra->wake, &ra->lock);
-			}
-		}
-		stopping = ra->stopping;
-		batch = stopping ? NULL : detach_locked(ra, BATCH_MAX);
+		batch = wait_locked(w, &stopping);
 		pthread_mutex_unlock(&ra->lock);
-
 		if (stopping)
 			break;
 		if (batch == NULL) {
 			/* Idle while down: let the breaker try a reconnect. */
-			(void)strata_redis_ping(ra->redis);
+			(void)strata_redis_ping(w->redis);
 			continue;
 		}
-		while ((op = batch) != NULL) {
-			batch = op->next;
-			/* Stop cancels what is not yet sent, even in a batch
-			 * already taken: a relaxed peek would be enough, but
-			 * the lock keeps `stopping` simply guarded. */
-			pthread_mutex_lock(&ra->lock);
-			stopping = ra->stopping;
-			pthread_mutex_unlock(&ra->lock);
-			if (stopping)
-				cancel_op(ra, op);
-			else
-				run_op(ra, op);
-			free_op(&op);
-			finished(ra);
-		}
+		run_batch(w, batch);
 	}
 
-	/* Stopping: nothing more is accepted; cancel what is left. */
+	/* Stopping: nothing more is accepted.  The last worker out cancels
+	 * what is left (pollers parked by others included). */
 	pthread_mutex_lock(&ra->lock);
-	batch = detach_locked(ra, SIZE_MAX);
-	pthread_mutex_unlock(&ra->lock);
-	while ((op = batch) != NULL) {
-		batch = op->next;
-		cancel_op(ra, op);
-		free_op(&op);
-		finished(ra);
+	last = --ra->running == 0;
+	batch = NULL;
+	if (last) {
+		batch = detach_locked(ra, UINT64_MAX);
+		while (batch != NULL) {
+			struct op *more;
+
+			pthread_mutex_unlock(&ra->lock);
+			cancel_list(ra, batch);
+			pthread_mutex_lock(&ra->lock);
+			more = detach_locked(ra, UINT64_MAX);
+			batch = more;
+		}
 	}
+	pthread_mutex_unlock(&ra->lock);
+	free(w);
 	return NULL;
 }
 
-/* --- the API -------------------------------------------------------------- */
+/* --- the API ------------------------------------------------------------------ */
 
-int strata_redis_async_start(const struct strata_redis_config *cfg,
-			     size_t queue_limit,
+static void destroy(struct strata_redis_async *ra)
+{
+	for (unsigned i = 0; ra->conns != NULL && i < ra->pool; i++)
+		strata_redis_close(&ra->conns[i]);
+	free(ra->conns);
+	free(ra->threads);
+	pthread_cond_destroy(&ra->wake);
+	pthread_mutex_destroy(&ra->lock);
+	ra->magic = 0;
+	free(ra);
+}
+
+/* Start the workers; on failure the ones started are stopped. */
+static int start_workers(struct strata_redis_async *ra)
+{
+	unsigned i;
+	int rc = 0;
+
+	for (i = 0; i < ra->pool; i++) {
+		struct worker *w = malloc(sizeof(*w));
+
+		if (w == NULL) {
+			rc = -ENOMEM;
+			break;
+		}
+		*w = (struct worker){.ra = ra, .redis = ra->conns[i]};
+		pthread_mutex_lock(&ra->lock);
+		ra->running++;
+		pthread_mutex_unlock(&ra->lock);
+		rc = pthread_create(&ra->threads[i], NULL, worker_main, w);
+		if (rc != 0) {
+			pthread_mutex_lock(&ra->lock);
+			ra->running--;
+			pthread_mutex_unlock(&ra->lock);
+			free(w);
+			rc = -rc;
+			break;
+		}
+	}
+	if (rc != 0) {
+		pthread_mutex_lock(&ra->lock);
+		ra->stopping = true;
+		pthread_cond_broadcast(&ra->wake);
+		pthread_mutex_unlock(&ra->lock);
+		while (i-- > 0)
+			pthread_join(ra->threads[i], NULL);
+	}
+	return rc;
+}
+
+int strata_redis_async_start(const struct strata_redis_async_config *cfg,
 			     struct strata_redis_async **out)
 {
 	struct strata_redis_async *ra;
 	pthread_condattr_t ca;
-	int rc;
+	int rc = 0;
 
 	*out = NULL;
 	ra = calloc(1, sizeof(*ra));
 	if (ra == NULL)
 		return -ENOMEM;
 	ra->magic = REDIS_ASYNC_MAGIC;
-	ra->queue_limit = queue_limit != 0 ? queue_limit : DEFAULT_QUEUE_LIMIT;
-	ra->ping_ms = cfg->backoff_min_ms != 0 ? cfg->backoff_min_ms
-					       : DEFAULT_PING_MS;
-	rc = strata_redis_open(cfg, &ra->redis);
-	if (rc != 0)
-		goto out_free;
+	ra->pool = cfg->pool != 0 ? cfg->pool : 1;
+	ra->queue_limit = cfg->queue_limit != 0 ? cfg->queue_limit
+						: DEFAULT_QUEUE_LIMIT;
+	ra->ping_ms = cfg->redis.backoff_min_ms != 0 ? cfg->redis.backoff_min_ms
+						     : DEFAULT_PING_MS;
+	if (cfg->token != NULL)
+		snprintf(ra->token, sizeof(ra->token), "%s", cfg->token);
+	ra->lock_ttl_ms = cfg->lock_ttl_ms ? cfg->lock_ttl_ms : DEFAULT_LOCK_MS;
+	ra->lock_wait_ms = cfg->lock_wait_ms ? cfg->lock_wait_ms
+					     : DEFAULT_LOCK_MS;
 	pthread_mutex_init(&ra->lock, NULL);
-	/* Monotonic: the idle PING interval must not jump with the clock. */
+	/* Monotonic: poll and ping times must not jump with the clock. */
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
 	pthread_cond_init(&ra->wake, &ca);
 	pthread_condattr_destroy(&ca);
-	rc = pthread_create(&ra->thread, NULL, worker, ra);
+	ra->conns = calloc(ra->pool, sizeof(*ra->conns));
+	ra->threads = calloc(ra->pool, sizeof(*ra->threads));
+	if (ra->conns == NULL || ra->threads == NULL)
+		rc = -ENOMEM;
+	for (unsigned i = 0; rc == 0 && i < ra->pool; i++) {
+		/* One connection speaks for the tier's state in the log:
+		 * a Redis going down is one line, not one per connection. */
+		struct strata_redis_config rcfg = cfg->redis;
+
+		rcfg.quiet = i != 0;
+		rc = strata_redis_open(&rcfg, &ra->conns[i]);
+	}
+	if (rc == 0)
+		rc = start_workers(ra);
 	if (rc != 0) {
-		rc = -rc;
-		goto out_sync;
+		destroy(ra);
+		return rc;
 	}
 	*out = ra;
 	return 0;
+}
 
-out_sync:
-	pthread_cond_destroy(&ra->wake);
-	pthread_mutex_destroy(&ra->lock);
-	strata_redis_close(&ra->redis);
-out_free:
-	free(ra);
-	return rc;
+void strata_redis_async_shutdown(struct strata_redis_async *ra)
+{
+	bool joined;
+
+	STRATA_ASSERT(ra != NULL && ra->magic == REDIS_ASYNC_MAGIC);
+	for (unsigned i = 0; i < ra->pool; i++)
+		STRATA_ASSERT(!pthread_equal(pthread_self(), ra->threads[i]));
+	pthread_mutex_lock(&ra->lock);
+	ra->stopping = true;
+	joined = ra->joined;
+	ra->joined = true;
+	pthread_cond_broadcast(&ra->wake);
+	pthread_mutex_unlock(&ra->lock);
+	if (joined)
+		return;
+	for (unsigned i = 0; i < ra->pool; i++)
+		pthread_join(ra->threads[i], NULL);
 }
 
 void strata_redis_async_stop(struct strata_redis_async **rap)
@@ -329,20 +664,36 @@ void strata_redis_async_stop(struct strata_redis_async **rap)
 
 	if (ra == NULL)
 		return;
-	STRATA_ASSERT(ra->magic == REDIS_ASYNC_MAGIC);
-	STRATA_ASSERT(!pthread_equal(pthread_self(), ra->thread));
-	pthread_mutex_lock(&ra->lock);
-	ra->stopping = true;
-	pthread_cond_signal(&ra->wake);
-	pthread_mutex_unlock(&ra->lock);
-	pthread_join(ra->thread, NULL);
-	STRATA_ASSERT(ra->head == NULL && ra->depth == 0);
-	pthread_cond_destroy(&ra->wake);
-	pthread_mutex_destroy(&ra->lock);
-	strata_redis_close(&ra->redis);
-	ra->magic = 0;
-	free(ra);
+	strata_redis_async_shutdown(ra);
+	STRATA_ASSERT(ra->head == NULL && ra->polls == NULL &&
+		      ra->depth == 0);
+	destroy(ra);
 	*rap = NULL;
+}
+
+/* Allocate and queue a lookup or fill. */
+static int submit_read(struct strata_redis_async *ra, const struct op *proto,
+		       const char *key_text, size_t key_len)
+{
+	struct op *op;
+	int rc;
+
+	STRATA_ASSERT(ra != NULL && ra->magic == REDIS_ASYNC_MAGIC);
+	if (!strata_redis_async_up(ra)) {
+		count(&ra->refused);
+		return STRATA_EUNAVAIL;
+	}
+	op = malloc(sizeof(*op) + key_len + 1);
+	if (op == NULL)
+		return -ENOMEM;
+	*op = *proto;
+	op->key_len = key_len;
+	if (key_len != 0)
+		memcpy(op->key_text, key_text, key_len);
+	op->key_text[key_len] = '\0';
+	rc = enqueue(ra, op);
+	count(rc == 0 ? &ra->lookups : &ra->refused);
+	return rc;
 }
 
 int strata_redis_async_lookup(struct strata_redis_async *ra,
@@ -351,26 +702,25 @@ int strata_redis_async_lookup(struct strata_redis_async *ra,
 			      int64_t now, strata_redis_lookup_fn *cb,
 			      void *arg)
 {
-	struct op *op;
-	int rc;
-
-	STRATA_ASSERT(ra != NULL && ra->magic == REDIS_ASYNC_MAGIC);
 	STRATA_ASSERT(cb != NULL && key != NULL);
-	if (tier_down(ra)) {
-		count(&ra->refused);
-		return STRATA_EUNAVAIL;
-	}
-	op = malloc(sizeof(*op) + key_len + 1);
-	if (op == NULL)
-		return -ENOMEM;
-	*op = (struct op){.kind = OP_GET, .key = *key, .now = now, .cb = cb,
-			  .arg = arg, .key_len = key_len};
-	if (key_len != 0)
-		memcpy(op->key_text, key_text, key_len);
-	op->key_text[key_len] = '\0';
-	rc = enqueue(ra, op);
-	count(rc == 0 ? &ra->lookups : &ra->refused);
-	return rc;
+	return submit_read(ra,
+			   &(struct op){.kind = OP_LOOKUP, .key = *key,
+					.now = now, .lookup_cb = cb,
+					.arg = arg},
+			   key_text, key_len);
+}
+
+int strata_redis_async_fill(struct strata_redis_async *ra,
+			    const struct strata_key *key,
+			    const char *key_text, size_t key_len,
+			    int64_t now, strata_redis_fill_fn *cb, void *arg)
+{
+	STRATA_ASSERT(cb != NULL && key != NULL);
+	return submit_read(ra,
+			   &(struct op){.kind = OP_FILL, .state = FILL_GET,
+					.key = *key, .now = now,
+					.fill_cb = cb, .arg = arg},
+			   key_text, key_len);
 }
 
 /* Queue a write built from `proto`; a refused write is dropped, counted. */
@@ -391,9 +741,9 @@ static int enqueue_write(struct strata_redis_async *ra, const struct op *proto)
 }
 
 int strata_redis_async_store(struct strata_redis_async *ra,
-			     struct strata_entry *entry)
+			     struct strata_entry *entry, bool unlock)
 {
-	struct op proto = { .kind = OP_SET };
+	struct op proto = {.kind = OP_SET, .unlock = unlock};
 	int rc;
 
 	STRATA_ASSERT(entry != NULL);
@@ -404,25 +754,57 @@ int strata_redis_async_store(struct strata_redis_async *ra,
 	return rc;
 }
 
+int strata_redis_async_unlock(struct strata_redis_async *ra,
+			      const struct strata_key *key)
+{
+	STRATA_ASSERT(key != NULL);
+	return enqueue_write(ra, &(struct op){.kind = OP_UNLOCK, .key = *key});
+}
+
 int strata_redis_async_del(struct strata_redis_async *ra,
 			   const struct strata_key *key)
 {
 	STRATA_ASSERT(key != NULL);
-	return enqueue_write(ra, &(struct op){ .kind = OP_DEL, .key = *key });
+	return enqueue_write(ra, &(struct op){.kind = OP_DEL, .key = *key});
+}
+
+static uint64_t load(atomic_uint_fast64_t *c)
+{
+	return atomic_load_explicit(c, memory_order_relaxed);
 }
 
 void strata_redis_async_stats(struct strata_redis_async *ra,
 			      struct strata_redis_async_stats *out)
 {
 	STRATA_ASSERT(ra != NULL && ra->magic == REDIS_ASYNC_MAGIC);
+	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&ra->lock);
 	out->queued = ra->depth;
 	pthread_mutex_unlock(&ra->lock);
 	/* Relaxed: independent statistics. */
-	out->dropped = atomic_load_explicit(&ra->dropped, memory_order_relaxed);
-	out->refused = atomic_load_explicit(&ra->refused, memory_order_relaxed);
-	out->lookups = atomic_load_explicit(&ra->lookups, memory_order_relaxed);
-	out->canceled =
-		atomic_load_explicit(&ra->canceled, memory_order_relaxed);
-	strata_redis_stats(ra->redis, &out->redis);
+	out->dropped = load(&ra->dropped);
+	out->refused = load(&ra->refused);
+	out->lookups = load(&ra->lookups);
+	out->canceled = load(&ra->canceled);
+	out->locks = load(&ra->locks);
+	out->filled = load(&ra->filled);
+	out->lock_timeouts = load(&ra->lock_timeouts);
+	out->batches = load(&ra->batches);
+	out->redis.state = STRATA_REDIS_DOWN;
+	for (unsigned i = 0; i < ra->pool; i++) {
+		struct strata_redis_stats st;
+
+		strata_redis_stats(ra->conns[i], &st);
+		out->redis.hits += st.hits;
+		out->redis.misses += st.misses;
+		out->redis.corrupt += st.corrupt;
+		out->redis.stores += st.stores;
+		out->redis.errors += st.errors;
+		out->redis.fast_fails += st.fast_fails;
+		out->redis.reconnects += st.reconnects;
+		if (st.state == STRATA_REDIS_UP) {
+			out->up++;
+			out->redis.state = STRATA_REDIS_UP;
+		}
+	}
 }

@@ -385,6 +385,13 @@ static char *slurp(int fd)
 	return buf;
 }
 
+char *proc_output(const struct proc *p)
+{
+	if (p == NULL || p->output_fd < 0)
+		return strdup("");
+	return slurp(p->output_fd);
+}
+
 void proc_dump_output(const struct proc *p)
 {
 	char *text;

@@ -126,6 +126,10 @@ int proc_wait(struct proc *p, long timeout_ms);
  */
 long proc_status_kib(const struct proc *p, const char *field);
 
+/* strata's captured stdout+stderr so far, NUL-terminated; the caller
+ * frees it.  Never NULL unless out of memory. */
+char *proc_output(const struct proc *p);
+
 /* Print strata's captured stdout+stderr to the test's stderr. */
 void proc_dump_output(const struct proc *p);
 

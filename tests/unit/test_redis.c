@@ -169,6 +169,23 @@ Test(redis, url_errors_name_url_and_fix)
 					    sizeof(err)), STRATA_ECONFIG);
 	cr_assert(strstr(err, "hunter2") == NULL, "%s", err);
 	cr_assert(strstr(err, "redis://:***@h:x") != NULL, "%s", err);
+	/* Nor in malformed shapes: no colon, '@' or '/' in the password,
+	 * no scheme at all. */
+	{
+		static const char *const leaky[] = {
+			"redis://hunter2@h:x", "redis://:hun@ter2@h:x",
+			"redis://:hun/ter2@h:0", "u:hunter2@h",
+		};
+
+		for (size_t i = 0; i < 4; i++) {
+			cr_assert_eq(strata_redis_url_parse(leaky[i], &u, err,
+							    sizeof(err)),
+				     STRATA_ECONFIG, "accepted %s", leaky[i]);
+			cr_assert(strstr(err, "hunter2") == NULL &&
+					  strstr(err, "ter2") == NULL,
+				  "%s", err);
+		}
+	}
 }
 
 /* --- against a real redis-server ------------------------------------------------ */
@@ -522,4 +539,201 @@ Test(redis, paused_server_times_out_and_goes_down)
 	strata_redis_stats(tier, &st);
 	cr_assert_eq(st.state, STRATA_REDIS_DOWN);
 	cr_assert_eq(redis_server_resume(server), 0);
+}
+
+/* --- batches, purges and the purge stream ---------------------------------- */
+
+Test(redis, a_batch_runs_many_operations_in_one_round_trip)
+{
+	int64_t now = strata_wall_ms();
+	struct strata_entry *a = make_entry("GET /b1", now, HOUR_MS, 0, NULL,
+					    0);
+	struct strata_key miss;
+	struct strata_redis_op ops[5];
+
+	start(NULL, NULL);
+	strata_key_hash("GET /none", 9, &miss);
+	ops[0] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_SET,
+					  .entry = a};
+	ops[1] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_GET,
+					  .key = &a->key, .key_text = "GET /b1",
+					  .key_len = 7, .now = now};
+	ops[2] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_LOCK,
+					  .key = &miss, .token = "me",
+					  .ttl_ms = 10000};
+	ops[3] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_LOCK,
+					  .key = &miss, .token = "you",
+					  .ttl_ms = 10000};
+	ops[4] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_POLL,
+					  .key = &miss, .key_text = "GET /none",
+					  .key_len = 9, .now = now};
+	cr_assert_eq(strata_redis_batch(tier, ops, 5), 0);
+	cr_expect_eq(ops[0].rc, 0);
+	cr_expect_eq(ops[1].rc, 0, "the GET sees the SET before it");
+	cr_assert_not_null(ops[1].found);
+	cr_expect_eq(ops[1].found->body_len, 11);
+	cr_expect_eq(ops[2].rc, 0, "first lock taken");
+	cr_expect_eq(ops[3].rc, -EBUSY, "second refused");
+	cr_expect_eq(ops[4].rc, -EBUSY, "no entry, lock held");
+	strata_entry_release(&ops[1].found);
+
+	/* Only the holder's token unlocks. */
+	ops[0] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_UNLOCK,
+					  .key = &miss, .token = "you"};
+	ops[1] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_POLL,
+					  .key = &miss, .key_text = "GET /none",
+					  .key_len = 9, .now = now};
+	ops[2] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_UNLOCK,
+					  .key = &miss, .token = "me"};
+	ops[3] = ops[1];
+	cr_assert_eq(strata_redis_batch(tier, ops, 4), 0);
+	cr_expect_eq(ops[1].rc, -EBUSY, "a stranger's unlock is ignored");
+	cr_expect_eq(ops[3].rc, STRATA_EMISS, "lock gone, no entry");
+	strata_entry_release(&a);
+}
+
+/* Store the entries for `paths` with tags "t-<i % 2>". */
+static void store_paths(const char *const *paths, size_t n)
+{
+	int64_t now = strata_wall_ms();
+	char text[64];
+
+	for (size_t i = 0; i < n; i++) {
+		const char *tag = i % 2 ? "odd" : "even";
+		struct strata_entry *e;
+
+		snprintf(text, sizeof(text), "GET %s", paths[i]);
+		e = make_entry(text, now, HOUR_MS, 0, &tag, 1);
+		cr_assert_eq(strata_redis_set(tier, e, now), 0);
+		strata_entry_release(&e);
+	}
+}
+
+/* Whether GET <path> is still in Redis. */
+static bool present(const char *path)
+{
+	struct strata_entry *e = NULL;
+	struct strata_key key;
+	char text[64];
+	int rc;
+
+	snprintf(text, sizeof(text), "GET %s", path);
+	strata_key_hash(text, strlen(text), &key);
+	rc = strata_redis_get(tier, &key, text, strlen(text),
+			      strata_wall_ms(), &e);
+	strata_entry_release(&e);
+	return rc == 0;
+}
+
+static const char *const purge_paths[] = {"/a/1", "/a/2?x", "/ab", "/b/1"};
+
+static uint64_t purge(const char *kind, const char *arg, char *id)
+{
+	struct strata_purge p;
+	uint64_t removed = 0;
+
+	cr_assert_eq(strata_purge_parse(kind, arg, &p), 0);
+	cr_assert_eq(strata_redis_purge(tier, &p, 1000, "test", id, 48,
+					&removed),
+		     0);
+	return removed;
+}
+
+Test(redis, purges_by_key_prefix_tag_and_all)
+{
+	struct strata_key key;
+	char hex[STRATA_KEY_HEX_LEN + 1], id[48];
+
+	start(NULL, NULL);
+	store_paths(purge_paths, 4);
+	cr_expect_eq(purge("prefix", "/a/", id), 2);
+	cr_expect(!present("/a/1") && !present("/a/2?x"));
+	cr_expect(present("/ab") && present("/b/1"), "only under /a/");
+	cr_expect_neq(id[0], '\0', "the stream record's id");
+
+	/* /ab is even-indexed ("even"), /b/1 odd. */
+	cr_expect_eq(purge("tag", "odd", id), 1);
+	cr_expect(present("/ab") && !present("/b/1"));
+
+	strata_key_hash("GET /ab", 7, &key);
+	strata_key_hex(&key, hex);
+	cr_expect_eq(purge("key", hex, id), 1);
+	cr_expect(!present("/ab"));
+
+	store_paths(purge_paths, 4);
+	cr_expect_eq(purge("all", "", id), 4);
+	for (size_t i = 0; i < 4; i++)
+		cr_expect(!present(purge_paths[i]));
+}
+
+struct seen {
+	int n;
+	char kinds[8][16];
+	char args[8][64];
+	char last_id[48];
+};
+
+static void seen_cb(void *arg, const char *id, const struct strata_purge *p,
+		    const char *origin)
+{
+	struct seen *s = arg;
+
+	cr_expect_str_eq(origin, "test");
+	if (s->n < 8 && p != NULL) {
+		snprintf(s->kinds[s->n], 16, "%s",
+			 strata_purge_kind_name(p->kind));
+		snprintf(s->args[s->n], 64, "%s", p->arg);
+	}
+	s->n++;
+	snprintf(s->last_id, sizeof(s->last_id), "%s", id);
+}
+
+Test(redis, the_stream_replays_purges_in_order_after_an_id)
+{
+	struct strata_redis_stream_info info;
+	struct seen s = {0};
+	char id1[48], id2[48], epoch[48], again[48];
+
+	start(NULL, NULL);
+	cr_assert_eq(strata_redis_stream_info(tier, &info), 0);
+	cr_expect(!info.exists);
+	purge("prefix", "/x/", id1);
+	purge("tag", "t1", id2);
+	cr_assert_eq(strata_redis_stream_read(tier, "0", 0, 100, seen_cb, &s),
+		     2);
+	cr_expect_str_eq(s.kinds[0], "prefix");
+	cr_expect_str_eq(s.args[0], "/x/");
+	cr_expect_str_eq(s.kinds[1], "tag");
+	cr_expect_str_eq(s.last_id, id2);
+	/* After id1 only the second. */
+	memset(&s, 0, sizeof(s));
+	cr_assert_eq(strata_redis_stream_read(tier, id1, 0, 100, seen_cb, &s),
+		     1);
+	cr_expect_str_eq(s.args[0], "t1");
+	/* Nothing after the last: a blocking read times out empty. */
+	cr_expect_eq(strata_redis_stream_read(tier, id2, 0, 100, seen_cb, &s),
+		     0);
+	cr_assert_eq(strata_redis_stream_info(tier, &info), 0);
+	cr_expect(info.exists && info.has_first);
+
+	/* The epoch is set once and then read back, whatever is offered. */
+	cr_assert_eq(strata_redis_epoch(tier, "first", epoch, sizeof(epoch)),
+		     0);
+	cr_expect_str_eq(epoch, "first");
+	cr_assert_eq(strata_redis_epoch(tier, "second", again, sizeof(again)),
+		     0);
+	cr_expect_str_eq(again, "first");
+}
+
+Test(redis, stream_ids_compare_numerically)
+{
+	struct strata_redis_stream_id a, b;
+
+	cr_assert_eq(strata_redis_stream_id_parse("9-5", &a), 0);
+	cr_assert_eq(strata_redis_stream_id_parse("10-0", &b), 0);
+	cr_expect_lt(strata_redis_stream_id_cmp(&a, &b), 0);
+	cr_assert_eq(strata_redis_stream_id_parse("10", &a), 0);
+	cr_expect_eq(strata_redis_stream_id_cmp(&a, &b), 0);
+	cr_expect_eq(strata_redis_stream_id_parse("x-1", &a), -EINVAL);
+	cr_expect_eq(strata_redis_stream_id_parse("1-", &a), -EINVAL);
 }

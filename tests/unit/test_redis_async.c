@@ -121,15 +121,17 @@ static bool wait_done(size_t n, const bool *want, long ms)
 static void start(size_t queue_limit)
 {
 	char url[256];
-	struct strata_redis_config cfg = {.url = url, .prefix = "t",
-					  .timeout_ms = 1000,
-					  .backoff_min_ms = 50,
-					  .backoff_max_ms = 200};
+	struct strata_redis_async_config cfg = {
+		.redis = {.url = url, .prefix = "t", .timeout_ms = 1000,
+			  .backoff_min_ms = 50, .backoff_max_ms = 200},
+		.queue_limit = queue_limit,
+		.pool = 1,
+	};
 
 	server = redis_server_start(NULL);
 	cr_assert_not_null(server, "cannot start redis-server");
 	redis_server_url(server, false, NULL, url, sizeof(url));
-	cr_assert_eq(strata_redis_async_start(&cfg, queue_limit, &ra), 0);
+	cr_assert_eq(strata_redis_async_start(&cfg, &ra), 0);
 }
 
 static struct strata_entry *make_entry(const char *text, int64_t now)
@@ -191,7 +193,7 @@ Test(redis_async, store_then_lookup_hits_via_callback)
 
 	start(16);
 	e = make_entry("GET /a", now);
-	cr_assert_eq(strata_redis_async_store(ra, e), 0);
+	cr_assert_eq(strata_redis_async_store(ra, e, false), 0);
 	/* The module holds its own reference: ours may go now. */
 	strata_entry_release(&e);
 	/* One FIFO, one worker: the GET runs after the SET. */
@@ -227,7 +229,7 @@ Test(redis_async, del_then_lookup_misses)
 	struct strata_key key = e->key;
 
 	start(16);
-	cr_assert_eq(strata_redis_async_store(ra, e), 0);
+	cr_assert_eq(strata_redis_async_store(ra, e, false), 0);
 	strata_entry_release(&e);
 	cr_assert_eq(strata_redis_async_del(ra, &key), 0);
 	cr_assert_eq(lookup("GET /d", now, &slots[0]), 0);
@@ -271,7 +273,7 @@ Test(redis_async, full_queue_refuses_at_once_and_counts)
 		n_refused += rc != 0;
 	}
 	for (i = 0; i < 5; i++) {
-		int rc = strata_redis_async_store(ra, e);
+		int rc = strata_redis_async_store(ra, e, false);
 
 		cr_assert(rc == 0 || rc == STRATA_EUNAVAIL, "rc %d", rc);
 		n_dropped += rc != 0;
@@ -346,7 +348,7 @@ Test(redis_async, stop_calls_every_queued_lookup_back_once)
 	for (i = 0; i < 20; i++)
 		cr_assert_eq(lookup("GET /s", now, &slots[i]), 0);
 	for (i = 0; i < 5; i++)
-		cr_assert_eq(strata_redis_async_store(ra, e), 0);
+		cr_assert_eq(strata_redis_async_store(ra, e, false), 0);
 	cr_assert_eq(strata_redis_async_del(ra, &e->key), 0);
 	strata_entry_release(&e);
 
@@ -373,4 +375,159 @@ Test(redis_async, stop_of_null_is_harmless)
 
 	strata_redis_async_stop(&none);
 	strata_redis_async_stop(NULL);
+}
+
+/* --- fills: fleet-wide coalescing between two "instances" ---------------- */
+
+static struct strata_redis_async *ra_b;
+
+static void fill_cb(void *arg, enum strata_redis_fill outcome,
+		    struct strata_entry *entry)
+{
+	lookup_cb(arg, (int)outcome, entry);
+}
+
+/* A second module on the same Redis, as another instance would run. */
+static void start_pair(uint64_t lock_wait_ms)
+{
+	char url[256];
+	struct strata_redis_async_config cfg = {
+		.redis = {.url = url, .prefix = "t", .timeout_ms = 1000,
+			  .backoff_min_ms = 50, .backoff_max_ms = 200},
+		.queue_limit = 64,
+		.pool = 2,
+		.token = "instance-a",
+		.lock_ttl_ms = 10000,
+		.lock_wait_ms = lock_wait_ms,
+	};
+
+	server = redis_server_start(NULL);
+	cr_assert_not_null(server, "cannot start redis-server");
+	redis_server_url(server, false, NULL, url, sizeof(url));
+	cr_assert_eq(strata_redis_async_start(&cfg, &ra), 0);
+	cfg.token = "instance-b";
+	cr_assert_eq(strata_redis_async_start(&cfg, &ra_b), 0);
+}
+
+static void stop_b(void)
+{
+	strata_redis_async_stop(&ra_b);
+}
+
+static int fill(struct strata_redis_async *m, const char *text,
+		struct done *d)
+{
+	struct strata_key key;
+
+	strata_key_hash(text, strlen(text), &key);
+	return strata_redis_async_fill(m, &key, text, strlen(text),
+				       strata_wall_ms(), fill_cb, d);
+}
+
+/* The lock's value in Redis for `text` ("" when there is none). */
+static void lock_value(const char *text, char *out, size_t cap)
+{
+	struct strata_key key;
+	char hex[STRATA_KEY_HEX_LEN + 1], name[64];
+	size_t len = 0;
+
+	strata_key_hash(text, strlen(text), &key);
+	strata_key_hex(&key, hex);
+	snprintf(name, sizeof(name), "t:l:%s", hex);
+	if (redis_server_cmd(server, 2, (const char *[]){"GET", name}, NULL,
+			     out, cap, &len) != '$' ||
+	    len == (size_t)-1)
+		out[0] = '\0';
+}
+
+Test(redis_async, a_fill_that_misses_leads_and_a_second_waits_for_it,
+     .fini = stop_b)
+{
+	struct strata_entry *e = make_entry("GET /fill", strata_wall_ms());
+	char lock[64];
+	struct strata_redis_async_stats st;
+
+	start_pair(5000);
+	cr_assert_eq(fill(ra, "GET /fill", &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 2000));
+	cr_expect_eq(slots[0].rc, STRATA_REDIS_FILL_LEAD);
+	lock_value("GET /fill", lock, sizeof(lock));
+	cr_expect_str_eq(lock, "instance-a");
+
+	cr_assert_eq(fill(ra_b, "GET /fill", &slots[1]), 0);
+	/* Still waiting: the leader has not stored yet. */
+	usleep(100 * 1000);
+	pthread_mutex_lock(&done_lock);
+	cr_expect_eq(slots[1].calls, 0);
+	pthread_mutex_unlock(&done_lock);
+
+	cr_assert_eq(strata_redis_async_store(ra, e, true), 0);
+	cr_assert(wait_done(2, NULL, 2000));
+	cr_expect_eq(slots[1].rc, STRATA_REDIS_FILL_FILLED);
+	cr_assert_not_null(slots[1].entry);
+	cr_expect_str_eq(slots[1].entry->key_text, "GET /fill");
+	lock_value("GET /fill", lock, sizeof(lock));
+	cr_expect_str_eq(lock, "", "the store released the lock");
+	strata_redis_async_stats(ra_b, &st);
+	cr_expect_eq(st.filled, 1);
+	strata_entry_release(&e);
+
+	/* Now it is in Redis: a third fill hits at once. */
+	cr_assert_eq(fill(ra_b, "GET /fill", &slots[2]), 0);
+	cr_assert(wait_done(3, NULL, 2000));
+	cr_expect_eq(slots[2].rc, STRATA_REDIS_FILL_HIT);
+}
+
+Test(redis_async, a_waiter_fetches_when_the_lock_goes_without_an_entry,
+     .fini = stop_b)
+{
+	struct strata_key key;
+	struct timespec t0;
+
+	start_pair(5000);
+	strata_key_hash("GET /nostore", 12, &key);
+	cr_assert_eq(fill(ra, "GET /nostore", &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 2000));
+	cr_assert_eq(slots[0].rc, STRATA_REDIS_FILL_LEAD);
+	cr_assert_eq(fill(ra_b, "GET /nostore", &slots[1]), 0);
+	usleep(50 * 1000);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* The leader's answer was not storable: it only unlocks. */
+	cr_assert_eq(strata_redis_async_unlock(ra, &key), 0);
+	cr_assert(wait_done(2, NULL, 2000));
+	cr_expect_eq(slots[1].rc, STRATA_REDIS_FILL_FETCH);
+	/* Polls are at most 50 ms apart: no wait for lock_wait (5 s). */
+	cr_expect_lt(elapsed_ms(&t0), proc_scaled_ms(1000));
+}
+
+Test(redis_async, a_waiter_gives_up_after_lock_wait, .fini = stop_b)
+{
+	struct timespec t0;
+	struct strata_redis_async_stats st;
+
+	start_pair(300);
+	cr_assert_eq(fill(ra, "GET /stuck", &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 2000));
+	cr_assert_eq(slots[0].rc, STRATA_REDIS_FILL_LEAD);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fill(ra_b, "GET /stuck", &slots[1]), 0);
+	cr_assert(wait_done(2, NULL, 3000));
+	cr_expect_eq(slots[1].rc, STRATA_REDIS_FILL_FETCH);
+	cr_expect_geq(elapsed_ms(&t0), 280);
+	strata_redis_async_stats(ra_b, &st);
+	cr_expect_eq(st.lock_timeouts, 1);
+}
+
+Test(redis_async, stop_sends_a_waiting_fill_to_fetch, .fini = stop_b)
+{
+	start_pair(10000);
+	cr_assert_eq(fill(ra, "GET /bye", &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 2000));
+	cr_assert_eq(fill(ra_b, "GET /bye", &slots[1]), 0);
+	usleep(50 * 1000);
+	stop_b();
+	pthread_mutex_lock(&done_lock);
+	cr_expect_eq(slots[1].calls, 1);
+	cr_expect_eq(slots[1].rc, STRATA_REDIS_FILL_FETCH);
+	pthread_mutex_unlock(&done_lock);
 }
