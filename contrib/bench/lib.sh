@@ -4,7 +4,7 @@
 # process it starts to the array `started`; cleanup() stops each one's
 # whole process tree by PID on exit, error or signal, and removes $tmp.
 #
-# Shared by the benchmark scripts (hits.sh, keys.sh, expiry.sh, disk.sh).
+# Shared by the benchmark scripts (hits.sh, keys.sh, expiry.sh, disk.sh, redis.sh).
 # use; CPU time from /proc/PID/stat over a process tree.
 # shellcheck shell=bash
 

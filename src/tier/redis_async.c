@@ -3,7 +3,12 @@
  * redis_async.h).
  *
  * Submitters allocate an operation (key and key text copied into it, an
- * entry reference for a SET), append it to a FIFO and signal a worker.
+ * entry reference for a SET) and append it to a FIFO.  A worker is
+ * signalled only when work appears in an empty FIFO or a whole batch is
+ * waiting (and a worker that leaves work behind signals the next), so
+ * operations arriving during a round trip share the next one rather than
+ * each waking a worker (measured in docs/performance.md: waking one per
+ * operation cost pool 8 a third of its throughput on 2 cores).
  * A worker detaches up to BATCH_MAX ready operations (due pollers first,
  * then the FIFO) and runs them as one strata_redis_batch(): one round
  * trip.  A fill is a small state machine advanced by each round trip:
@@ -118,6 +123,7 @@ struct strata_redis_async {
 	pthread_mutex_t lock;
 	pthread_cond_t wake;
 	struct op *head, *tail;         /* FIFO of new operations */
+	size_t fifo_len;                /* operations in the FIFO */
 	struct op *polls;               /* pollers, by due_ms */
 	size_t depth;
 	bool stopping;
@@ -175,6 +181,8 @@ static int enqueue(struct strata_redis_async *ra, struct op *op)
 
 	pthread_mutex_lock(&ra->lock);
 	if (!ra->stopping && ra->depth < ra->queue_limit) {
+		bool was_empty = ra->head == NULL;
+
 		op->next = NULL;
 		if (ra->tail != NULL)
 			ra->tail->next = op;
@@ -182,8 +190,15 @@ static int enqueue(struct strata_redis_async *ra, struct op *op)
 			ra->head = op;
 		ra->tail = op;
 		ra->depth++;
+		ra->fifo_len++;
 		accepted = true;
-		pthread_cond_signal(&ra->wake);
+		/* Wake one worker when work appears, and another only when a
+		 * whole batch is waiting: operations that arrive while a
+		 * worker is in its round trip wait for its next one and share
+		 * it (pipelining), instead of each waking a worker of its own
+		 * (a context switch each, and one command per round trip). */
+		if (was_empty || ra->fifo_len % BATCH_MAX == 0)
+			pthread_cond_signal(&ra->wake);
 	}
 	pthread_mutex_unlock(&ra->lock);
 	if (!accepted) {
@@ -399,7 +414,10 @@ static void run_batch(struct worker *w, struct op *batch)
 			} else if (next == NEXT_POLL) {
 				pthread_mutex_lock(&ra->lock);
 				add_poll_locked(ra, ops[i]);
-				pthread_cond_signal(&ra->wake);
+				/* A waiting worker's timeout is the earliest
+				 * poll's: recompute it if that changed. */
+				if (ra->polls == ops[i])
+					pthread_cond_signal(&ra->wake);
 				pthread_mutex_unlock(&ra->lock);
 			} else {
 				finished(ra, &ops[i]);
@@ -437,11 +455,15 @@ static struct op *detach_locked(struct strata_redis_async *ra, uint64_t now)
 		ra->head = op->next;
 		if (ra->head == NULL)
 			ra->tail = NULL;
+		ra->fifo_len--;
 		*tail = op;
 		tail = &op->next;
 		n++;
 	}
 	*tail = NULL;
+	/* More than a batch was waiting: another worker takes the rest. */
+	if (ra->head != NULL && !ra->stopping)
+		pthread_cond_signal(&ra->wake);
 	return first;
 }
 
