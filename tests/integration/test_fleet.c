@@ -341,6 +341,30 @@ Test(fleet, purge_of_everything_reaches_the_other_server)
 			NULL, 0);
 }
 
+/* Delete `path`'s entry from Redis only (as an eviction would), so that
+ * only a server's own tiers can still answer it. */
+static void forget_in_redis(const char *path)
+{
+	char hex[STRATA_KEY_HEX_LEN + 1], name[96], out[16];
+
+	hex_of(path, hex);
+	snprintf(name, sizeof(name), "fleet:e:%s", hex);
+	rcmd(out, sizeof(out), 2, (const char *[]){"DEL", name});
+}
+
+/* `n` prefix purges on server 0 of paths nothing is cached under. */
+static void purge_others(int n)
+{
+	for (int i = 0; i < n; i++) {
+		char path[32];
+
+		snprintf(path, sizeof(path), "/other/%d/", i);
+		cr_assert_eq(strata_server_purge_by(srv[0], "prefix", path,
+						    NULL),
+			     0);
+	}
+}
+
 Test(fleet, a_server_that_was_away_replays_missed_purges)
 {
 	char cs[128], hex[STRATA_KEY_HEX_LEN + 1];
@@ -356,13 +380,7 @@ Test(fleet, a_server_that_was_away_replays_missed_purges)
 	cr_assert_eq(strata_server_purge(srv[0], hex), 0);
 	/* Redis also loses /p/kept (evicted, say): B must still serve it
 	 * from its own disk, so a miss below is the purge's doing. */
-	hex_of("/p/kept", hex);
-	{
-		char name[96], out[16];
-
-		snprintf(name, sizeof(name), "fleet:e:%s", hex);
-		rcmd(out, sizeof(out), 2, (const char *[]){"DEL", name});
-	}
+	forget_in_redis("/p/kept");
 
 	start_server(1, redis_url);
 	before = atomic_load(&calls);
@@ -408,22 +426,8 @@ Test(fleet, a_stream_trimmed_past_a_server_drops_its_local_copies)
 	stop_server(1);
 	/* 400 purges of other things while B is away: more than the stream
 	 * keeps, so B cannot know whether /p/y was among them. */
-	for (int i = 0; i < 400; i++) {
-		char path[32];
-
-		snprintf(path, sizeof(path), "/other/%d/", i);
-		cr_assert_eq(strata_server_purge_by(srv[0], "prefix", path,
-						    NULL),
-			     0);
-	}
-	/* Only B's own copy could answer now. */
-	{
-		char hex[STRATA_KEY_HEX_LEN + 1], name[96], out[16];
-
-		hex_of("/p/y", hex);
-		snprintf(name, sizeof(name), "fleet:e:%s", hex);
-		rcmd(out, sizeof(out), 2, (const char *[]){"DEL", name});
-	}
+	purge_others(400);
+	forget_in_redis("/p/y"); /* only B's own copy could answer now */
 	start_server(1, redis_url);
 	before = atomic_load(&calls);
 	cr_assert_eq(get(1, "/p/y", NULL, 0, cs, sizeof(cs)), 200);
@@ -440,23 +444,10 @@ Test(fleet, a_server_back_within_the_stream_keeps_its_copies)
 	start_server(1, redis_url);
 	populate("/p/z");
 	stop_server(1);
-	for (int i = 0; i < 5; i++) {
-		char path[32];
-
-		snprintf(path, sizeof(path), "/other/%d/", i);
-		cr_assert_eq(strata_server_purge_by(srv[0], "prefix", path,
-						    NULL),
-			     0);
-	}
+	purge_others(5);
 	/* Redis no longer has it, B's disk does: replaying five unrelated
 	 * purges must not cost B its copy. */
-	{
-		char hex[STRATA_KEY_HEX_LEN + 1], name[96], out[16];
-
-		hex_of("/p/z", hex);
-		snprintf(name, sizeof(name), "fleet:e:%s", hex);
-		rcmd(out, sizeof(out), 2, (const char *[]){"DEL", name});
-	}
+	forget_in_redis("/p/z");
 	start_server(1, redis_url);
 	before = atomic_load(&calls);
 	cr_assert_eq(get(1, "/p/z", NULL, 0, cs, sizeof(cs)), 200);
