@@ -1,0 +1,5 @@
+/* strata_ctl.c: stub, being written. */
+int main(void)
+{
+	return 2;
+}

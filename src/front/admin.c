@@ -1,0 +1,4 @@
+/* admin.c: stub, being written. */
+#include "config.h"
+
+#include "front/admin.h"

@@ -1,0 +1,4 @@
+/* trace.c: stub, being written. */
+#include "config.h"
+
+#include "obs/trace.h"

@@ -1,0 +1,4 @@
+/* prom.c: stub, being written. */
+#include "config.h"
+
+#include "prom.h"
