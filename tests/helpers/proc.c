@@ -624,6 +624,18 @@ unsigned proc_port(const struct proc *p)
 	return p->port;
 }
 
+unsigned proc_admin_port(const struct proc *p)
+{
+	return p->admin_port;
+}
+
+char *proc_admin_url(const struct proc *p, const char *path, char *buf,
+		     size_t len)
+{
+	snprintf(buf, len, "http://127.0.0.1:%u%s", p->admin_port, path);
+	return buf;
+}
+
 const char *proc_disk_path(const struct proc *p)
 {
 	return p->disk_path;

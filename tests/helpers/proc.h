@@ -99,6 +99,14 @@ pid_t proc_pid(const struct proc *p);
 /* The port strata listens on. */
 unsigned proc_port(const struct proc *p);
 
+/* The admin port chosen for "@ADMIN_PORT@" (passed as --admin-listen
+ * unless spec.no_listen_flags). */
+unsigned proc_admin_port(const struct proc *p);
+
+/* "http://127.0.0.1:ADMIN_PORT" followed by `path`, into buf; returns buf. */
+char *proc_admin_url(const struct proc *p, const char *path, char *buf,
+		     size_t len);
+
 /*
  * The disk directory passed to strata (it may not exist until strata
  * creates it), or NULL when none was passed (disk_path "").  Borrowed:
