@@ -299,6 +299,11 @@ int main(int argc, char **argv)
 		rc = EXIT_USAGE;
 		goto out;
 	}
+	/* First thing once the configuration is known: every line from here
+	 * on, the server's included, uses the configured format and level.
+	 * (Configuration errors above are printed before there is one.) */
+	strata_log_set_format((enum strata_log_format)cfg->log.format);
+	strata_log_set_level((enum strata_log_level)cfg->log.level);
 	if (cl.check_only) {
 		printf("%s: configuration is valid\n",
 		       cfg->file != NULL ? cfg->file : "(no file)");

@@ -69,6 +69,27 @@ enum strata_config_disk_corrupt {
 	STRATA_CONFIG_DISK_CORRUPT_FAIL, /* "fail": refuse to start */
 };
 
+/*
+ * The format of stderr's lines (`log.format`).  The values equal
+ * src/core/log.h's enum strata_log_format.
+ */
+enum strata_config_log_format {
+	STRATA_CONFIG_LOG_TEXT,    /* "text": plain lines, the access line in
+				      the combined log format (default) */
+	STRATA_CONFIG_LOG_JSON,    /* "json": one JSON object per line */
+};
+
+/*
+ * The most detailed diagnostics written (`log.level`).  The values equal
+ * src/core/log.h's enum strata_log_level.
+ */
+enum strata_config_log_level {
+	STRATA_CONFIG_LOG_ERROR = 0,   /* "error" */
+	STRATA_CONFIG_LOG_WARN = 1,    /* "warn" */
+	STRATA_CONFIG_LOG_INFO = 2,    /* "info" (default) */
+	STRATA_CONFIG_LOG_DEBUG = 3,   /* "debug" */
+};
+
 /* One `routes:` entry as configured (before compilation into a table). */
 struct strata_route_config {
 	char *path;            /* pattern, see strata.yaml(5) */
@@ -96,7 +117,15 @@ struct strata_config {
 	uint64_t max_header_size;      /* bytes of request line + headers */
 	uint64_t client_timeout_ms;    /* idle client connection timeout */
 	uint64_t shutdown_timeout_ms;  /* drain bound on SIGTERM/SIGINT */
-	bool access_log;               /* one line per request on stderr */
+	bool access_log;               /* one line per request on stderr;
+					  also spelled log.access */
+
+	struct {
+		int format;                /* STRATA_CONFIG_LOG_TEXT or _JSON;
+					      default TEXT */
+		int level;                 /* STRATA_CONFIG_LOG_*, default
+					      INFO */
+	} log;
 
 	struct {
 		char *url;                 /* http://host:port[/base] */

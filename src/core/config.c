@@ -45,6 +45,7 @@
 
 #include <libfyaml.h>
 
+#include "core/log.h"
 #include "core/route.h"
 #include "core/units.h"
 #include "strata/strata.h"
@@ -76,7 +77,7 @@ enum opt_type {
 /* The names an OPT_ENUM accepts; a name's index is the value stored. */
 struct choices {
 	const char *what;            /* for messages: "a sync mode" */
-	const char *names[4];        /* NULL-terminated */
+	const char *names[6];        /* NULL-terminated */
 };
 
 /* The public enums and the disk tier's must agree: the server casts. */
@@ -89,6 +90,25 @@ _Static_assert(STRATA_CONFIG_DISK_CORRUPT_MOVE ==
 	       STRATA_CONFIG_DISK_CORRUPT_FAIL ==
 		       (int)STRATA_DISK_CORRUPT_FAIL,
 	       "enum strata_config_disk_corrupt != enum strata_disk_on_corrupt");
+
+_Static_assert(STRATA_CONFIG_LOG_TEXT == (int)STRATA_LOG_TEXT &&
+	       STRATA_CONFIG_LOG_JSON == (int)STRATA_LOG_JSON,
+	       "enum strata_config_log_format != enum strata_log_format");
+_Static_assert(STRATA_CONFIG_LOG_ERROR == (int)STRATA_LOG_ERROR &&
+	       STRATA_CONFIG_LOG_WARN == (int)STRATA_LOG_WARN &&
+	       STRATA_CONFIG_LOG_INFO == (int)STRATA_LOG_INFO &&
+	       STRATA_CONFIG_LOG_DEBUG == (int)STRATA_LOG_DEBUG,
+	       "enum strata_config_log_level != enum strata_log_level");
+
+/* In enum strata_config_log_format order. */
+static const struct choices log_format = {
+	"a log format", { "text", "json", NULL },
+};
+
+/* In enum strata_config_log_level order. */
+static const struct choices log_level = {
+	"a log level", { "error", "warn", "info", "debug", NULL },
+};
 
 /* In enum strata_config_disk_sync order. */
 static const struct choices disk_sync = {
@@ -156,6 +176,17 @@ static const struct option options[] = {
 	{ "shutdown_timeout", OPT_DURATION, OFF(shutdown_timeout_ms), 0,
 	  1 * HOUR, "10s", NULL, NULL },
 	{ "access_log", OPT_BOOL, OFF(access_log), 0, 0, "true", NULL, NULL },
+	/*
+	 * The log section.  log.access is a second name for access_log: two
+	 * rows, one field.  Whichever a layer sets last wins; in the
+	 * environment STRATA_LOG_ACCESS is read after STRATA_ACCESS_LOG, so
+	 * the new name wins when both are set.
+	 */
+	{ "log.format", OPT_ENUM, OFF(log.format), 0, 0, "text", NULL,
+	  &log_format },
+	{ "log.level", OPT_ENUM, OFF(log.level), 0, 0, "info", NULL,
+	  &log_level },
+	{ "log.access", OPT_BOOL, OFF(access_log), 0, 0, "true", NULL, NULL },
 	{ "upstream.url", OPT_URL, OFF(upstream.url), 0, 0,
 	  "http://127.0.0.1:8000", "STRATA_UPSTREAM", NULL },
 	{ "upstream.connect_timeout", OPT_DURATION,

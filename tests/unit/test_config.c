@@ -99,6 +99,8 @@ Test(config, defaults)
 	cr_expect_eq(cfg->client_timeout_ms, 60000);
 	cr_expect_eq(cfg->shutdown_timeout_ms, 10000);
 	cr_expect(cfg->access_log);
+	cr_expect_eq(cfg->log.format, STRATA_CONFIG_LOG_TEXT);
+	cr_expect_eq(cfg->log.level, STRATA_CONFIG_LOG_INFO);
 	cr_expect_str_eq(cfg->upstream.url, "http://127.0.0.1:8000");
 	cr_expect_eq(cfg->upstream.connect_timeout_ms, 2000);
 	cr_expect_eq(cfg->upstream.timeout_ms, 30000);
@@ -1719,5 +1721,180 @@ Test(config, finish_finds_duplicates_across_layers)
 		     STRATA_ECONFIG);
 	cr_expect_str_eq(err, "--route \"/slow=5s\": route path \"/slow\" is "
 			 "already routed at strata.yaml:2 (remove one of them)");
+	strata_config_free(&cfg);
+}
+
+/* --- log ------------------------------------------------------------------ */
+
+Test(config, log_keys_from_file)
+{
+	struct strata_config *cfg = load_ok("log:\n"
+					    "  format: json\n"
+					    "  level: debug\n"
+					    "  access: false\n");
+
+	cr_expect_eq(cfg->log.format, STRATA_CONFIG_LOG_JSON);
+	cr_expect_eq(cfg->log.level, STRATA_CONFIG_LOG_DEBUG);
+	cr_expect_not(cfg->access_log, "log.access is access_log");
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+
+	cfg = load_ok("log:\n  level: ERROR\n  format: Text\n");
+	cr_expect_eq(cfg->log.level, STRATA_CONFIG_LOG_ERROR);
+	cr_expect_eq(cfg->log.format, STRATA_CONFIG_LOG_TEXT);
+	strata_config_free(&cfg);
+
+	cfg = load_ok("log:\n  level: warn\n");
+	cr_expect_eq(cfg->log.level, STRATA_CONFIG_LOG_WARN);
+	cr_expect_eq(cfg->log.format, STRATA_CONFIG_LOG_TEXT, "default kept");
+	strata_config_free(&cfg);
+
+	cfg = load_ok("log:\n");
+	cr_expect_eq(cfg->log.level, STRATA_CONFIG_LOG_INFO, "empty section");
+	strata_config_free(&cfg);
+}
+
+Test(config, access_log_and_log_access_are_one_setting)
+{
+	struct strata_config *cfg = load_ok("access_log: false\n"
+					    "log:\n"
+					    "  access: true\n");
+
+	cr_expect(cfg->access_log, "the later line wins");
+	strata_config_free(&cfg);
+	cfg = load_ok("log:\n"
+		      "  access: true\n"
+		      "access_log: off\n");
+	cr_expect_not(cfg->access_log, "the later line wins");
+	cr_assert_eq(strata_config_set(cfg, "log.access", "yes", "--set", err,
+				       sizeof(err)), 0, "%s", err);
+	cr_expect(cfg->access_log);
+	cr_assert_eq(strata_config_set(cfg, "access_log", "no", "--set", err,
+				       sizeof(err)), 0, "%s", err);
+	cr_expect_not(cfg->access_log);
+	strata_config_free(&cfg);
+}
+
+Test(config, log_set_overrides_file)
+{
+	struct strata_config *cfg = load_ok("log:\n"
+					    "  format: json\n"
+					    "  level: error\n");
+
+	cr_assert_eq(strata_config_set(cfg, "log.format", "text",
+				       "--set log.format", err, sizeof(err)), 0,
+		     "%s", err);
+	cr_assert_eq(strata_config_set(cfg, "log.level", "debug",
+				       "--set log.level", err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_eq(cfg->log.format, STRATA_CONFIG_LOG_TEXT);
+	cr_expect_eq(cfg->log.level, STRATA_CONFIG_LOG_DEBUG);
+
+	cr_expect_eq(strata_config_set(cfg, "log.format", "xml",
+				       "--set log.format", err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--set log.format: \"xml\" is not a log format "
+			 "(use text or json)");
+	cr_expect_eq(strata_config_set(cfg, "log.level", "verbose",
+				       "--set log.level", err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--set log.level: \"verbose\" is not a log "
+			 "level (use error, warn, info or debug)");
+	cr_expect_eq(cfg->log.format, STRATA_CONFIG_LOG_TEXT,
+		     "a rejected value changes nothing");
+	cr_expect_eq(cfg->log.level, STRATA_CONFIG_LOG_DEBUG);
+	cr_expect_eq(strata_config_set(cfg, "log.levle", "info", "--set", err,
+				       sizeof(err)), STRATA_ECONFIG);
+	cr_expect_str_eq(err, "--set: unknown key \"log.levle\" (did you "
+			 "mean \"log.level\"?)");
+	cr_expect_eq(strata_config_set(cfg, "log", "off", "--set", err,
+				       sizeof(err)), STRATA_ECONFIG,
+		     "log is not a switch");
+	strata_config_free(&cfg);
+}
+
+Test(config, log_env_overrides_file)
+{
+	char *envp[] = {
+		"STRATA_LOG_FORMAT=json",
+		"STRATA_LOG_LEVEL=warn",
+		NULL,
+	};
+	char *both[] = {
+		"STRATA_LOG_ACCESS=true",
+		"STRATA_ACCESS_LOG=false",
+		NULL,
+	};
+	char *old_only[] = { "STRATA_ACCESS_LOG=false", NULL };
+	char *bad[] = { "STRATA_LOG_LEVEL=loud", NULL };
+	struct strata_config *cfg = load_ok("log:\n"
+					    "  format: text\n"
+					    "  level: debug\n");
+
+	cr_assert_eq(strata_config_apply_env(cfg, envp, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect_eq(cfg->log.format, STRATA_CONFIG_LOG_JSON);
+	cr_expect_eq(cfg->log.level, STRATA_CONFIG_LOG_WARN);
+
+	cr_assert_eq(strata_config_apply_env(cfg, old_only, err, sizeof(err)),
+		     0, "%s", err);
+	cr_expect_not(cfg->access_log);
+	cr_assert_eq(strata_config_apply_env(cfg, both, err, sizeof(err)), 0,
+		     "%s", err);
+	cr_expect(cfg->access_log, "STRATA_LOG_ACCESS beats STRATA_ACCESS_LOG");
+
+	cr_expect_eq(strata_config_apply_env(cfg, bad, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "environment STRATA_LOG_LEVEL: \"loud\" is not "
+			 "a log level (use error, warn, info or debug)");
+	strata_config_free(&cfg);
+}
+
+Test(config, log_errors_name_line_key_and_fix)
+{
+	cr_expect_str_eq(load_err("listen: 127.0.0.1:8080\n"
+				  "log:\n"
+				  "  format: xml\n"),
+			 "strata.yaml:3: log.format: \"xml\" is not a log "
+			 "format (use text or json)");
+	cr_expect_str_eq(load_err("log:\n"
+				  "  format: json\n"
+				  "  level: trace\n"),
+			 "strata.yaml:3: log.level: \"trace\" is not a log "
+			 "level (use error, warn, info or debug)");
+	cr_expect_str_eq(load_err("log:\n  access: maybe\n"),
+			 "strata.yaml:2: log.access: \"maybe\" is not a "
+			 "boolean (use true or false)");
+	cr_expect_str_eq(load_err("log:\n  formt: json\n"),
+			 "strata.yaml:2: log.formt: unknown key (did you mean "
+			 "\"format\"?)");
+	cr_expect_str_eq(load_err("log:\n  level: [info]\n"),
+			 "strata.yaml:2: log.level: expected a log level "
+			 "(error, warn, info or debug), not a sequence");
+	expect_has(load_err("log: json\n"),
+		   "strata.yaml:1: log: expected a mapping of keys, not a "
+		   "scalar");
+	cr_expect_str_eq(load_err("lgo:\n  level: info\n"),
+			 "strata.yaml:1: lgo: unknown key (did you mean "
+			 "\"log\"?)");
+}
+
+Test(config, finish_rechecks_log_fields)
+{
+	struct strata_config *cfg = fresh();
+
+	cfg->log.format = 2;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "log.format: 2 is not a log format (use text or "
+			 "json)");
+	cfg->log.format = STRATA_CONFIG_LOG_JSON;
+	cfg->log.level = -1;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)),
+		     STRATA_ECONFIG);
+	cr_expect_str_eq(err, "log.level: -1 is not a log level (use error, "
+			 "warn, info or debug)");
+	cfg->log.level = STRATA_CONFIG_LOG_DEBUG;
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
 	strata_config_free(&cfg);
 }
