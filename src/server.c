@@ -14,6 +14,7 @@
 #include "config.h"
 
 #include <errno.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,9 +24,11 @@
 #include "cache/flight.h"
 #include "cache/key.h"
 #include "cache/purge.h"
+#include "core/config_dump.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/route.h"
+#include "front/admin.h"
 #include "front/front.h"
 #include "front/handler.h"
 #include "strata/config.h"
@@ -35,6 +38,7 @@
 #include "tier/fleet.h"
 #include "tier/mem.h"
 #include "tier/redis_async.h"
+#include "obs/metrics.h"
 #include "upstream/upstream.h"
 
 #define SERVER_MAGIC 0x53525652u /* "SRVR" */
@@ -67,6 +71,12 @@ struct strata_server {
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
 	struct strata_front *front;
+	struct strata_metrics *metrics;
+	struct strata_admin *admin;        /* NULL until started */
+	char *admin_listen;
+	char *admin_token;                 /* NULL: none */
+	char *config_json;                 /* for /admin/config */
+	atomic_int state;                  /* enum strata_admin_state */
 	bool started;
 	bool drained;
 };
@@ -178,6 +188,42 @@ static int open_redis(struct strata_server *srv,
 	return rc;
 }
 
+/* The metrics, one series set per route, in table order. */
+static int open_metrics(struct strata_server *srv)
+{
+	size_t n = strata_route_table_size(srv->routes);
+	struct strata_metrics_route *r = calloc(n + 1, sizeof(*r));
+	int rc;
+
+	if (r == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++) {
+		const struct strata_route *route =
+			strata_route_table_at(srv->routes, i);
+
+		r[i].name = route->name;
+		r[i].methods = route->methods;
+	}
+	rc = strata_metrics_new(r, n, &srv->metrics);
+	free(r);
+	return rc;
+}
+
+/* The admin listener's copies of the configuration it reports. */
+static int keep_admin_config(struct strata_server *srv,
+			     const struct strata_config *cfg)
+{
+	srv->admin_listen = strdup(cfg->admin.listen);
+	if (cfg->admin.token != NULL && cfg->admin.token[0] != '\0')
+		srv->admin_token = strdup(cfg->admin.token);
+	srv->config_json = strata_config_dump_json(cfg);
+	if (srv->admin_listen == NULL || srv->config_json == NULL ||
+	    (cfg->admin.token != NULL && cfg->admin.token[0] != '\0' &&
+	     srv->admin_token == NULL))
+		return -ENOMEM;
+	return 0;
+}
+
 /* The methods whose answers some route caches (HEAD is keyed as GET). */
 static unsigned cached_methods(const struct strata_config *cfg)
 {
@@ -241,7 +287,12 @@ int strata_server_new(const struct strata_config *cfg,
 	srv->fcfg = fcfg;
 	srv->fcfg.listen = srv->listen;
 	srv->fcfg.tags_header = srv->tags_header;
+	atomic_init(&srv->state, STRATA_ADMIN_STARTING);
 	rc = strata_upstream_new(&ucfg, &srv->up);
+	if (rc == 0)
+		rc = open_metrics(srv);
+	if (rc == 0)
+		rc = keep_admin_config(srv, cfg);
 	if (rc == 0)
 		rc = strata_mem_new(cfg->cache.memory, &srv->mem);
 	if (rc == 0)
@@ -254,6 +305,8 @@ int strata_server_new(const struct strata_config *cfg,
 	if (rc != 0)
 		goto fail;
 	strata_log_set_access(cfg->access_log);
+	strata_log_set_level((enum strata_log_level)cfg->log.level);
+	strata_log_set_format((enum strata_log_format)cfg->log.format);
 	*out = srv;
 	return 0;
 fail:
@@ -283,6 +336,50 @@ int strata_server_handle(struct strata_server *srv, const char *route_path,
 	return -ENOENT;
 }
 
+static int admin_purge_cb(void *ctx, const char *kind, const char *arg,
+			  struct strata_purge_result *out)
+{
+	return strata_server_purge_by(ctx, kind, arg, out);
+}
+
+static enum strata_admin_state admin_state_cb(void *ctx)
+{
+	struct strata_server *srv = ctx;
+
+	return (enum strata_admin_state)atomic_load_explicit(
+		&srv->state, memory_order_relaxed);
+}
+
+static bool admin_upstream_cb(void *ctx)
+{
+	struct strata_server *srv = ctx;
+
+	return srv->front == NULL || strata_front_upstream_up(srv->front);
+}
+
+/* The admin listener starts first, so /ready answers 503 "starting"
+ * until the proxy listens. */
+static int start_admin(struct strata_server *srv)
+{
+	struct strata_admin_deps deps = {
+		.listen = srv->admin_listen,
+		.token = srv->admin_token,
+		.routes = srv->routes,
+		.mem = srv->mem,
+		.disk = srv->disk,
+		.shared = srv->shared,
+		.fleet = srv->fleet,
+		.metrics = srv->metrics,
+		.config_json = srv->config_json,
+		.purge = admin_purge_cb,
+		.state = admin_state_cb,
+		.upstream_up = admin_upstream_cb,
+		.ctx = srv,
+	};
+
+	return strata_admin_start(&deps, &srv->admin);
+}
+
 int strata_server_start(struct strata_server *srv)
 {
 	struct strata_front_deps deps = {
@@ -294,6 +391,7 @@ int strata_server_start(struct strata_server *srv)
 		.fleet = srv->fleet,
 		.flights = srv->flights,
 		.handlers = srv->handlers,
+		.metrics = srv->metrics,
 	};
 	int rc;
 
@@ -307,11 +405,20 @@ int strata_server_start(struct strata_server *srv)
 	rc = strata_front_new(&srv->fcfg, &deps, &srv->front);
 	if (rc != 0)
 		return rc;
+	rc = start_admin(srv);
+	if (rc != 0)
+		return rc;
 	rc = strata_upstream_start(srv->up);
 	if (rc != 0)
 		return rc;
 	srv->started = true;
-	return strata_front_start(srv->front);
+	rc = strata_front_start(srv->front);
+	if (rc == 0)
+		/* Relaxed: /ready reads a state word; nothing depends on
+		 * ordering with other memory. */
+		atomic_store_explicit(&srv->state, STRATA_ADMIN_READY,
+				      memory_order_relaxed);
+	return rc;
 }
 
 static void sleep_ms(unsigned ms)
@@ -341,6 +448,8 @@ int strata_server_drain(struct strata_server *srv, uint64_t timeout_ms)
 	if (srv->drained || !srv->started)
 		return 0;
 	srv->drained = true;
+	atomic_store_explicit(&srv->state, STRATA_ADMIN_DRAINING,
+			      memory_order_relaxed);
 	strata_front_quiesce(srv->front);
 	if (!wait_idle(srv, strata_now_ms() + timeout_ms)) {
 		left = strata_front_inflight(srv->front);
@@ -378,6 +487,8 @@ void strata_server_free(struct strata_server **srvp)
 	 * front end (a drain has usually emptied it already). */
 	strata_pool_free(&srv->handler_pool);
 	strata_front_free(&srv->front);
+	/* The admin listener reads the tiers: it goes before them. */
+	strata_admin_stop(&srv->admin);
 	strata_upstream_free(&srv->up);
 	/* The follower applies purges to the tiers: stop it before them. */
 	strata_fleet_stop(&srv->fleet);
@@ -391,6 +502,10 @@ void strata_server_free(struct strata_server **srvp)
 	free(srv->handlers);
 	free(srv->listen);
 	free(srv->tags_header);
+	free(srv->admin_listen);
+	free(srv->admin_token);
+	free(srv->config_json);
+	strata_metrics_free(&srv->metrics);
 	srv->magic = 0;
 	free(srv);
 	*srvp = NULL;
@@ -411,7 +526,9 @@ static int disk_purge_cb(void *arg, const char *key_text, size_t key_len,
 {
 	struct disk_purge *dp = arg;
 
-	if (dp->p->kind == STRATA_PURGE_PREFIX && key_text != NULL &&
+	if ((dp->p->kind == STRATA_PURGE_PREFIX ||
+	     dp->p->kind == STRATA_PURGE_PATH) &&
+	    key_text != NULL &&
 	    !strata_purge_matches(dp->p, key, key_text, key_len, NULL, 0))
 		return 0;
 	if (strata_disk_remove(dp->disk, key) != 0 &&
@@ -457,13 +574,14 @@ static int disk_purge(struct strata_server *srv, const struct strata_purge *p,
 
 	/* A scan sees committed entries only: commit the stores queued so
 	 * far (a promotion a moment ago, say) so that the scan finds them. */
-	if (p->kind == STRATA_PURGE_PREFIX || p->kind == STRATA_PURGE_TAG)
+	if (p->kind != STRATA_PURGE_KEY && p->kind != STRATA_PURGE_ALL)
 		(void)strata_disk_flush(srv->disk);
 	switch (p->kind) {
 	case STRATA_PURGE_KEY:
 		dp.rc = strata_disk_remove(srv->disk, &p->key);
 		break;
 	case STRATA_PURGE_PREFIX:
+	case STRATA_PURGE_PATH:
 		disk_purge_prefix(srv, &dp);
 		break;
 	case STRATA_PURGE_TAG:
@@ -548,4 +666,9 @@ unsigned strata_server_inflight(const struct strata_server *srv)
 unsigned strata_server_port(const struct strata_server *srv)
 {
 	return srv->front != NULL ? strata_front_port(srv->front) : 0;
+}
+
+unsigned strata_server_admin_port(const struct strata_server *srv)
+{
+	return srv->admin != NULL ? strata_admin_port(srv->admin) : 0;
 }

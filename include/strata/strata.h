@@ -121,6 +121,9 @@ unsigned strata_server_inflight(const struct strata_server *srv);
 /* The port the main listener is bound to (useful with port 0). */
 unsigned strata_server_port(const struct strata_server *srv);
 
+/* The port the admin listener is bound to (after start), or 0. */
+unsigned strata_server_admin_port(const struct strata_server *srv);
+
 #ifdef __cplusplus
 }
 #endif

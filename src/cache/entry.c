@@ -16,7 +16,8 @@
  * and validates without allocating, the second copies.
  *
  * Concurrency: an entry is immutable once published, so readers need no
- * lock.  The only shared mutable field is `refcnt`: increments are relaxed
+ * lock.  The only shared mutable fields are `hits` (a relaxed statistic)
+ * and `refcnt`: increments are relaxed
  * (the caller already holds a reference, so the entry cannot vanish and
  * nothing is published by the increment); decrements are acq_rel so every
  * holder's reads happen before the last holder's free().
@@ -83,6 +84,7 @@ static int entry_alloc(const struct shape *sh, struct filler *fill)
 	memset(e, 0, sizeof(*e));
 	e->magic = STRATA_ENTRY_MAGIC;
 	atomic_init(&e->refcnt, 1);
+	atomic_init(&e->hits, 0);
 	e->charge = size + STRATA_ENTRY_INDEX_OVERHEAD;
 	fill->e = e;
 	fill->headers = (struct strata_header *)(void *)(e + 1);

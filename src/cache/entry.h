@@ -55,6 +55,9 @@
 struct strata_entry {
 	uint32_t magic;
 	atomic_uint refcnt;          /* owned by entry.c: use ref/release */
+	atomic_uint_fast64_t hits;   /* answers served from this copy (a
+					statistic for the admin API; not
+					stored, not shared between tiers) */
 	struct strata_key key;
 	unsigned status;
 	int64_t created;             /* wall-clock ms */
@@ -111,6 +114,14 @@ struct strata_entry *strata_entry_ref(struct strata_entry *e);
 /* Drop a reference, free on the last, set *e to NULL.  Accepts NULL and a
  * pointer to NULL.  An entry with a bad magic is a bug: STRATA_ASSERT. */
 void strata_entry_release(struct strata_entry **e);
+
+/* Count an answer served from `e`.  Relaxed: a statistic that orders
+ * nothing; it shares the cache line that strata_entry_ref() already
+ * writes on every hit, so it adds no new sharing. */
+static inline void strata_entry_hit(struct strata_entry *e)
+{
+	atomic_fetch_add_explicit(&e->hits, 1, memory_order_relaxed);
+}
 
 /* Fresh at `now` (wall ms): now < expires. */
 static inline bool strata_entry_fresh(const struct strata_entry *e,

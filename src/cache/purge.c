@@ -13,6 +13,7 @@ static const char *const kind_names[] = {
 	[STRATA_PURGE_PREFIX] = "prefix",
 	[STRATA_PURGE_TAG] = "tag",
 	[STRATA_PURGE_ALL] = "all",
+	[STRATA_PURGE_PATH] = "path",
 };
 
 const char *strata_purge_kind_name(enum strata_purge_kind kind)
@@ -52,6 +53,10 @@ int strata_purge_parse(const char *kind, const char *arg,
 	case STRATA_PURGE_ALL:
 		p->kind = STRATA_PURGE_ALL;
 		return len == 0 ? 0 : -EINVAL;
+	case STRATA_PURGE_PATH:
+		p->kind = STRATA_PURGE_PATH;
+		return arg[0] == '/' && strpbrk(arg, " ?\r\n") == NULL
+			       ? 0 : -EINVAL;
 	default:
 		return -EINVAL;
 	}
@@ -97,6 +102,12 @@ bool strata_purge_matches(const struct strata_purge *p,
 		return false;
 	case STRATA_PURGE_ALL:
 		return true;
+	case STRATA_PURGE_PATH:
+		path = strata_purge_key_path(key_text, key_len, &path_len);
+		arg_len = strlen(p->arg);
+		return path_len >= arg_len &&
+		       memcmp(path, p->arg, arg_len) == 0 &&
+		       (path_len == arg_len || path[arg_len] == '?');
 	}
 	return false;
 }

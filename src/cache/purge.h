@@ -24,6 +24,8 @@ enum strata_purge_kind {
 	STRATA_PURGE_PREFIX,  /* arg: path prefix, "/" first ("/api/") */
 	STRATA_PURGE_TAG,     /* arg: a tag (no spaces) */
 	STRATA_PURGE_ALL,     /* arg: "" */
+	STRATA_PURGE_PATH,    /* arg: a path, "/" first: every variant of
+				 it (any method, query or vary header) */
 };
 
 /* Longest argument accepted (a path prefix or a tag). */

@@ -53,6 +53,8 @@
 #include "front/exchange.h"
 #include "front/handler.h"
 #include "front/reply.h"
+#include "obs/metrics.h"
+#include "obs/trace.h"
 #include "strata/strata.h"
 #include "tier/disk.h"
 #include "tier/fleet.h"
@@ -88,9 +90,12 @@ struct strata_front {
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
 	const struct strata_handler *handlers;
+	struct strata_metrics *metrics;
 	struct MHD_Daemon *daemon;
 	unsigned port;
 	atomic_uint inflight;
+	atomic_bool upstream_down;     /* the last fetch failed to connect
+					  or timed out */
 };
 
 enum phase { PHASE_NEW, PHASE_BODY, PHASE_SHARED, PHASE_FETCH,
@@ -117,6 +122,12 @@ struct request {
 	enum strata_flight_outcome outcome;
 	int flight_error;
 	enum strata_redis_fill fill;   /* set by fill_done_cb */
+	uint64_t fetch_start_us;   /* 0: no fetch under way */
+	bool has_upstream;         /* a fetch happened: upstream_us */
+	uint64_t upstream_us;
+	const char *tier;          /* static: the tier a hit came from */
+	char *tracestate;          /* forwarded with traceparent; NULL */
+	struct strata_trace trace; /* what this request forwards */
 	bool fleet_lock;           /* holds the key's fleet lock in Redis */
 	pthread_mutex_t park_lock; /* guards parked and woken */
 	bool parked;
@@ -133,6 +144,7 @@ struct request {
 	/* Buffers last: a new request zeroes only what comes before them
 	 * (REQUEST_ZEROED), not half a kilobyte per hit. */
 	char client[INET6_ADDRSTRLEN]; /* formatted on first use */
+	char protocol[16];         /* "HTTP/1.1", for the access log */
 	char status_buf[96];
 	char key_inline[384];
 };
@@ -311,7 +323,7 @@ static bool replaced_header(const char *name)
 {
 	static const char *const names[] = {
 		"Host", "Content-Length", "Expect", "X-Forwarded-Proto",
-		"X-Forwarded-Host",
+		"X-Forwarded-Host", "traceparent", "tracestate",
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -353,7 +365,7 @@ static int forwarded_headers(struct strata_front *front, struct request *rq,
 	struct header_scan scan = { .out = out };
 	const char *host =
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
-	char via[64];
+	char via[64], traceparent[STRATA_TRACEPARENT_LEN + 1];
 	int rc;
 
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_connection_cb,
@@ -376,6 +388,10 @@ static int forwarded_headers(struct strata_front *front, struct request *rq,
 		rc = join(&scan.via, via);
 	if (rc == 0)
 		rc = strata_headers_add(out, "Via", scan.via);
+	if (rc == 0 && strata_trace_format(&rq->trace, traceparent) > 0)
+		rc = strata_headers_add(out, "traceparent", traceparent);
+	if (rc == 0 && rq->tracestate != NULL)
+		rc = strata_headers_add(out, "tracestate", rq->tracestate);
 	free(scan.connection);
 	free(scan.xff);
 	free(scan.via);
@@ -458,6 +474,45 @@ static int start_exchange(struct strata_front *front, struct request *rq,
 	return rc;
 }
 
+/* ---- fetch accounting (metrics, upstream state) ---------------------------- */
+
+static size_t route_index(const struct strata_front *front,
+			  const struct request *rq)
+{
+	return rq->route != NULL ? rq->route->index
+				 : strata_route_table_size(front->routes);
+}
+
+static void fetch_began(struct strata_front *front, struct request *rq)
+{
+	rq->fetch_start_us = strata_now_us();
+	if (front->metrics != NULL)
+		strata_metrics_upstream_inflight(front->metrics, 1);
+}
+
+/* A fetch is over: `status` when answered, else 0 with the error. */
+static void fetch_ended(struct strata_front *front, struct request *rq,
+			unsigned status, int err)
+{
+	if (rq->fetch_start_us == 0)
+		return;
+	rq->has_upstream = true;
+	rq->upstream_us = strata_now_us() - rq->fetch_start_us;
+	/* Relaxed: a health hint for /ready; orders nothing. */
+	if (status != 0)
+		atomic_store_explicit(&front->upstream_down, false,
+				      memory_order_relaxed);
+	else if (err == STRATA_ECONNECT || err == STRATA_ETIMEOUT)
+		atomic_store_explicit(&front->upstream_down, true,
+				      memory_order_relaxed);
+	if (front->metrics != NULL) {
+		strata_metrics_upstream(front->metrics, route_index(front, rq),
+					status, rq->upstream_us);
+		strata_metrics_upstream_inflight(front->metrics, -1);
+	}
+	rq->fetch_start_us = 0;
+}
+
 /*
  * Fetch the answer: from the route's handler or upstream.  `collect` (the
  * cache's miss path) asks for the whole response rather than a stream.
@@ -478,11 +533,13 @@ static enum MHD_Result fetch(struct strata_front *front, struct request *rq,
 	if (rq->route != NULL && front->handlers != NULL &&
 	    front->handlers[rq->route->index].fn != NULL)
 		handler = &front->handlers[rq->route->index];
+	fetch_began(front, rq);
 	if (handler != NULL)
 		rc = start_handler(front, rq, handler, method);
 	else
 		rc = start_exchange(front, rq, method, version, collect);
 	if (rc != 0) {
+		fetch_ended(front, rq, 0, rc);
 		if (rq->flight != NULL)
 			strata_flight_end(front->flights, &rq->flight,
 					  STRATA_FLIGHT_ERROR, NULL, rc);
@@ -584,6 +641,7 @@ static void hit_status(struct request *rq, int64_t now, const char *tier)
 	p += sizeof(detail) - 1;
 	memcpy(p, tier, tier_len + 1);
 	rq->cache_status = rq->status_buf;
+	rq->tier = tier;
 }
 
 /*
@@ -602,6 +660,7 @@ static void lookup(struct strata_front *front, struct request *rq)
 		return;
 	if (strata_mem_lookup(front->mem, &rq->key, rq->key_text, rq->key_len,
 			      now, &rq->entry) == 0) {
+		strata_entry_hit(rq->entry);
 		hit_status(rq, now, "memory");
 		return;
 	}
@@ -610,6 +669,7 @@ static void lookup(struct strata_front *front, struct request *rq)
 			       rq->key_len, now, &rq->entry) != 0)
 		return;
 	strata_mem_store(front->mem, rq->entry); /* too big for memory: fine */
+	strata_entry_hit(rq->entry);
 	hit_status(rq, now, "disk");
 }
 
@@ -691,8 +751,10 @@ static enum MHD_Result filled(struct strata_front *front, struct request *rq,
 		strata_mem_store(front->mem, rq->entry);
 		if (front->disk != NULL)
 			strata_disk_store(front->disk, rq->entry);
-		if (rq->fill == STRATA_REDIS_FILL_HIT)
+		if (rq->fill == STRATA_REDIS_FILL_HIT) {
+			strata_entry_hit(rq->entry);
 			hit_status(rq, strata_wall_ms(), "redis");
+		}
 		else
 			rq->cache_status = CACHE_STATUS_FLEET;
 		strata_flight_end(front->flights, &rq->flight,
@@ -851,6 +913,7 @@ static enum MHD_Result complete(struct strata_front *front,
 	char tag_buf[4096];
 	int rc = strata_http_end_to_end(headers, &e2e);
 
+	fetch_ended(front, rq, status, 0);
 	if (rq->cacheable && front->tags_header != NULL) {
 		p.n_tags = parse_tags(strata_headers_get(headers,
 							 front->tags_header),
@@ -926,6 +989,9 @@ static enum MHD_Result fetched(struct strata_front *front, struct request *rq)
 		rc = strata_exchange_respond(rq->ex, rq->cache_status,
 					     &rq->status);
 		rq->streaming = rc == 0;
+		/* The head is in: the fetch counts from here (the body may
+		 * stream for long). */
+		fetch_ended(front, rq, rc == 0 ? rq->status : 0, rc);
 	} else if (rc == STRATA_EXCHANGE_COMPLETE) {
 		rc = strata_exchange_take(rq->ex, &status, &headers, &body,
 					  &len);
@@ -937,6 +1003,7 @@ static enum MHD_Result fetched(struct strata_front *front, struct request *rq)
 		}
 	}
 	if (rc != 0) {
+		fetch_ended(front, rq, 0, rc);
 		if (rq->flight != NULL)
 			strata_flight_end(front->flights, &rq->flight,
 					  STRATA_FLIGHT_ERROR, NULL, rc);
@@ -966,14 +1033,66 @@ static enum MHD_Result joined(struct strata_front *front, struct request *rq,
 
 /* ---- the phases ---------------------------------------------------------- */
 
+struct trace_scan {
+	const char *traceparent;
+	unsigned n_traceparent;
+	char *tracestate;     /* joined with "," */
+	bool failed;
+};
+
+static enum MHD_Result trace_cb(void *cls, enum MHD_ValueKind kind,
+				const char *name, const char *value)
+{
+	struct trace_scan *t = cls;
+
+	(void)kind;
+	if (value == NULL)
+		return MHD_YES;
+	if (strcasecmp(name, "traceparent") == 0) {
+		t->traceparent = value;
+		t->n_traceparent++;
+	} else if (strcasecmp(name, "tracestate") == 0 &&
+		   join(&t->tracestate, value) != 0) {
+		t->failed = true;
+	}
+	return MHD_YES;
+}
+
+/*
+ * W3C Trace Context: continue the caller's trace with Strata as a new
+ * span, or start one (no traceparent, an invalid one, or two of them:
+ * the spec's rule).  tracestate goes on only with a valid traceparent.
+ * Every request gets a trace id, hits included, for the access log.
+ */
+static void read_trace(struct request *rq, struct MHD_Connection *conn)
+{
+	struct trace_scan t = {0};
+	struct strata_trace in;
+	bool valid;
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, trace_cb, &t);
+	valid = t.n_traceparent == 1 &&
+		strata_trace_parse(t.traceparent, &in) == 0;
+	strata_trace_child(valid ? &in : NULL, &rq->trace);
+	if (valid && !t.failed && t.tracestate != NULL &&
+	    strata_trace_state_valid(t.tracestate, strlen(t.tracestate)))
+		rq->tracestate = t.tracestate;
+	else
+		free(t.tracestate);
+}
+
 /* Headers are in: route, key and look up, check the declared body size. */
 static enum MHD_Result begin(struct strata_front *front, struct request *rq,
-			     struct MHD_Connection *conn, const char *method)
+			     struct MHD_Connection *conn, const char *method,
+			     const char *version)
 {
 	const char *length;
 	size_t path_len = strcspn(rq->target, "?");
 
 	strncpy(rq->method, method, sizeof(rq->method) - 1);
+	snprintf(rq->protocol, sizeof(rq->protocol), "%s",
+		 version != NULL ? version : "HTTP/1.1");
+	read_trace(rq, conn);
 	rq->phase = PHASE_BODY;
 	if (rq->target[0] != '/')
 		return answer(conn, rq, MHD_HTTP_BAD_REQUEST,
@@ -1030,7 +1149,7 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 		return MHD_NO;
 	switch (rq->phase) {
 	case PHASE_NEW:
-		return begin(front, rq, conn, method);
+		return begin(front, rq, conn, method, version);
 	case PHASE_BODY:
 		if (*upload_data_size > 0)
 			return collect(front, rq, conn, upload_data,
@@ -1061,6 +1180,7 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 		return NULL;
 	memset(rq, 0, REQUEST_ZEROED);
 	rq->client[0] = '\0';
+	rq->protocol[0] = '\0';
 	rq->target = strdup(uri);
 	if (rq->target == NULL) {
 		free(rq);
@@ -1075,6 +1195,22 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	/* Relaxed: a counter; drain polls it and tolerates lag. */
 	atomic_fetch_add_explicit(&front->inflight, 1, memory_order_relaxed);
 	return rq;
+}
+
+/* What the cache did, for the metrics' `cache` label. */
+static enum strata_cache_result cache_result(const struct request *rq)
+{
+	const char *cs = rq->cache_status;
+
+	if (strncmp(cs, "strata; hit", 11) == 0)
+		return STRATA_CACHE_HIT;
+	if (rq->status >= 500 && rq->entry == NULL)
+		return STRATA_CACHE_ERROR;
+	if (strstr(cs, "collapsed") != NULL)
+		return STRATA_CACHE_COLLAPSED;
+	if (strncmp(cs, "strata; fwd=miss", 16) == 0)
+		return STRATA_CACHE_MISS;
+	return STRATA_CACHE_BYPASS;
 }
 
 /* The last callback of a request: log it and free everything it held. */
@@ -1103,6 +1239,12 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 			rq->bytes = strata_exchange_bytes(rq->ex);
 		strata_exchange_abandon(&rq->ex);
 	}
+	fetch_ended(front, rq, 0, STRATA_ECANCELED); /* a client gone */
+	if (front->metrics != NULL && rq->method[0] != '\0')
+		strata_metrics_request(front->metrics, route_index(front, rq),
+				       strata_method_bit(rq->method),
+				       cache_result(rq),
+				       strata_now_us() - rq->start_us);
 	line = (struct strata_access){
 		.client = strata_log_access_enabled() ? client_of(rq) : NULL,
 		.method = rq->method[0] ? rq->method : NULL,
@@ -1111,7 +1253,18 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 		.bytes = rq->bytes,
 		.duration_us = strata_now_us() - rq->start_us,
 		.cache_status = rq->cache_status,
+		.protocol = rq->protocol[0] ? rq->protocol : NULL,
+		.tier = rq->tier,
+		.has_upstream = rq->has_upstream,
+		.upstream_us = rq->upstream_us,
+		.trace_id = rq->trace.valid ? rq->trace.trace_id : NULL,
 	};
+	if (strata_log_access_enabled()) {
+		line.referer = MHD_lookup_connection_value(
+			rq->conn, MHD_HEADER_KIND, "Referer");
+		line.user_agent = MHD_lookup_connection_value(
+			rq->conn, MHD_HEADER_KIND, "User-Agent");
+	}
 	strata_log_access(&line);
 	rq->magic = 0;
 	strata_entry_release(&rq->entry);
@@ -1121,6 +1274,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	}
 	if (rq->key_text != rq->key_inline)
 		free(rq->key_text);
+	free(rq->tracestate);
 	pthread_mutex_destroy(&rq->park_lock);
 	free(rq->body);
 	free(rq->target);
@@ -1212,6 +1366,7 @@ int strata_front_new(const struct strata_front_config *cfg,
 	front->flights = deps->flights;
 	front->handler_pool = deps->handler_pool;
 	front->handlers = deps->handlers;
+	front->metrics = deps->metrics;
 	*out = front;
 	return 0;
 }
@@ -1313,6 +1468,12 @@ void strata_front_quiesce(struct strata_front *front)
 	if (idle >= 0)
 		close(idle);
 	front->accepting = false;
+}
+
+bool strata_front_upstream_up(const struct strata_front *front)
+{
+	return !atomic_load_explicit(&front->upstream_down,
+				     memory_order_relaxed);
 }
 
 unsigned strata_front_inflight(const struct strata_front *front)

@@ -33,6 +33,7 @@ struct strata_flights;
 struct strata_front;
 struct strata_handler;
 struct strata_mem;
+struct strata_metrics;
 struct strata_pool;
 struct strata_redis_async;
 struct strata_route_table;
@@ -64,6 +65,7 @@ struct strata_front_deps {
 	struct strata_pool *handler_pool;
 	/* One per route (table order); NULL fn: forward upstream. */
 	const struct strata_handler *handlers;
+	struct strata_metrics *metrics;
 };
 
 /* Create a front end.  Returns 0 or a negative error. */
@@ -79,6 +81,10 @@ unsigned strata_front_port(const struct strata_front *front);
 
 /* Stop accepting new connections; existing ones carry on. */
 void strata_front_quiesce(struct strata_front *front);
+
+/* Whether the upstream answered the last fetch (false after a refused
+ * connection or a timeout, until the next answer).  Thread-safe. */
+bool strata_front_upstream_up(const struct strata_front *front);
 
 /* Requests received and not yet completed.  Thread-safe. */
 unsigned strata_front_inflight(const struct strata_front *front);

@@ -1961,10 +1961,48 @@ out:
 	return rc;
 }
 
+int strata_disk_peek(struct strata_disk *disk, const struct strata_key *key,
+		     struct strata_entry **out)
+{
+	MDB_val k = { STRATA_KEY_HASH_LEN, (void *)key->hash }, v;
+	MDB_txn *txn = NULL;
+	int rc;
+
+	STRATA_ASSERT(disk && disk->magic == DISK_MAGIC);
+	*out = NULL;
+	/* Its own short transaction: inspection is rare, and the caller's
+	 * thread need not be one that serves lookups. */
+	if (mdb_txn_begin(disk->env, NULL, MDB_RDONLY, &txn) != 0)
+		return STRATA_EMISS;
+	rc = mdb_get(txn, disk->dbi_entries, &k, &v);
+	if (rc == 0 && (strata_entry_decode(v.mv_data, v.mv_size, out) != 0 ||
+			!strata_key_equal(&(*out)->key, key)))
+		strata_entry_release(out);
+	mdb_txn_abort(txn);
+	return *out != NULL ? 0 : STRATA_EMISS;
+}
+
 long strata_disk_scan_prefix(struct strata_disk *disk, const char *prefix,
 			     size_t limit, strata_disk_key_fn fn, void *arg)
 {
+	return strata_disk_scan_after(disk, prefix, NULL, limit, fn, arg);
+}
+
+/* Whether text (len bytes) sorts after `after` (NUL-terminated). */
+static bool sorts_after(const char *text, size_t len, const char *after)
+{
+	size_t alen = strlen(after);
+	int c = memcmp(text, after, len < alen ? len : alen);
+
+	return c > 0 || (c == 0 && len > alen);
+}
+
+long strata_disk_scan_after(struct strata_disk *disk, const char *prefix,
+			    const char *after, size_t limit,
+			    strata_disk_key_fn fn, void *arg)
+{
 	size_t plen = strlen(prefix), seek, len, cap = 0;
+	const char *from = prefix;
 	MDB_txn *txn = NULL;
 	MDB_cursor *cur = NULL;
 	MDB_val k, v, ek, ev;
@@ -1983,10 +2021,16 @@ long strata_disk_scan_prefix(struct strata_disk *disk, const char *prefix,
 		rc = mdb_cursor_open(txn, disk->dbi_keys, &cur);
 	if (rc != 0)
 		goto out;
-	seek = plen < DISK_KEY_INLINE_MAX ? plen : DISK_KEY_INLINE_MAX;
-	k = (MDB_val){ seek, (void *)prefix };
+	/* Start at the later of the prefix and `after`: the index is in
+	 * key-text order (see the header for texts past the inline bytes). */
+	if (after != NULL && strcmp(after, prefix) > 0)
+		from = after;
+	seek = strlen(from) < DISK_KEY_INLINE_MAX ? strlen(from)
+						  : DISK_KEY_INLINE_MAX;
+	k = (MDB_val){ seek, (void *)from };
 	if (seek == 0)
 		op = MDB_FIRST; /* LMDB refuses an empty key */
+	seek = plen < DISK_KEY_INLINE_MAX ? plen : DISK_KEY_INLINE_MAX;
 	for (rc = mdb_cursor_get(cur, &k, &v, op); rc == 0;
 	     rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT)) {
 		if (k.mv_size < seek || memcmp(k.mv_data, prefix, seek))
@@ -2002,6 +2046,8 @@ long strata_disk_scan_prefix(struct strata_disk *disk, const char *prefix,
 		}
 		/* Long texts share the seek bytes but may differ after. */
 		if (len < plen || memcmp(text, prefix, plen))
+			continue;
+		if (after != NULL && !sorts_after(text, len, after))
 			continue;
 		memcpy(key.hash, v.mv_data, STRATA_KEY_HASH_LEN);
 		/* Skip a record left by an entry removed as corrupt. */

@@ -242,6 +242,24 @@ int strata_disk_meta_get(struct strata_disk *disk, const char *name,
 int strata_disk_meta_put(struct strata_disk *disk, const char *name,
 			 const void *value, size_t len);
 
+/*
+ * As strata_disk_scan_prefix(), visiting only key texts that sort after
+ * `after` (byte order; NULL: from the start of the range): the next page
+ * of a listing whose previous page ended at `after`.  Seeks there, so a
+ * page costs the same wherever it starts.
+ */
+long strata_disk_scan_after(struct strata_disk *disk, const char *prefix,
+			    const char *after, size_t limit,
+			    strata_disk_key_fn fn, void *arg);
+
+/*
+ * The stored entry under `key` (by hash alone), fresh or not, without
+ * counting a hit or a miss: for inspection (the admin API).  Returns 0
+ * with a new reference in *out, or STRATA_EMISS.
+ */
+int strata_disk_peek(struct strata_disk *disk, const struct strata_key *key,
+		     struct strata_entry **out);
+
 void strata_disk_stats(struct strata_disk *disk,
 		       struct strata_disk_stats *out);
 

@@ -358,6 +358,42 @@ int strata_fleet_purge(struct strata_fleet *f, const struct strata_purge *p,
 	return rc;
 }
 
+int strata_fleet_delete(struct strata_fleet *f, const struct strata_purge *p,
+			uint64_t *removed)
+{
+	int rc;
+
+	STRATA_ASSERT(f->magic == FLEET_MAGIC);
+	pthread_mutex_lock(&f->purge_lock);
+	rc = strata_redis_delete(f->purge_conn, p, removed);
+	pthread_mutex_unlock(&f->purge_lock);
+	return rc;
+}
+
+int strata_fleet_exists(struct strata_fleet *f, const struct strata_key *keys,
+			size_t n, bool *out)
+{
+	struct strata_redis_op *ops;
+	int rc;
+
+	STRATA_ASSERT(f->magic == FLEET_MAGIC);
+	if (n == 0)
+		return 0;
+	ops = calloc(n, sizeof(*ops));
+	if (ops == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < n; i++)
+		ops[i] = (struct strata_redis_op){
+			.kind = STRATA_REDIS_OP_EXISTS, .key = &keys[i]};
+	pthread_mutex_lock(&f->purge_lock);
+	rc = strata_redis_batch(f->purge_conn, ops, n);
+	pthread_mutex_unlock(&f->purge_lock);
+	for (size_t i = 0; rc == 0 && i < n; i++)
+		out[i] = ops[i].rc == 0;
+	free(ops);
+	return rc;
+}
+
 enum strata_fleet_state strata_fleet_state(const struct strata_fleet *f)
 {
 	/* Relaxed: see the concurrency note above. */

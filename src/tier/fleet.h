@@ -86,6 +86,15 @@ void strata_fleet_stop(struct strata_fleet **f);
 int strata_fleet_purge(struct strata_fleet *f, const struct strata_purge *p,
 		       uint64_t *removed);
 
+/* Delete from Redis only, announcing nothing (strata_redis_delete()). */
+int strata_fleet_delete(struct strata_fleet *f, const struct strata_purge *p,
+			uint64_t *removed);
+
+/* Whether each of `n` keys has an entry in Redis (out[i]), in one round
+ * trip.  Returns 0 or STRATA_EUNAVAIL (out untouched). */
+int strata_fleet_exists(struct strata_fleet *f, const struct strata_key *keys,
+			size_t n, bool *out);
+
 enum strata_fleet_state strata_fleet_state(const struct strata_fleet *f);
 
 /* Whether this instance's own tiers may answer (not CATCHING_UP). */

@@ -530,6 +530,29 @@ out:
 	return rc;
 }
 
+int strata_mem_peek(struct strata_mem *mem, const struct strata_key *key,
+		    struct strata_entry **out)
+{
+	struct cds_lfht_iter iter;
+	struct cds_lfht_node *lfht;
+	struct mem_node *node;
+
+	STRATA_ASSERT(mem->magic == MEM_MAGIC);
+	ensure_registered();
+	*out = NULL;
+	read_lock();
+	cds_lfht_lookup(mem->ht, table_hash(key), match_key, key, &iter);
+	lfht = cds_lfht_iter_get_node(&iter);
+	if (lfht != NULL) {
+		node = caa_container_of(lfht, struct mem_node, lfht);
+		/* Acquire and the unlocked reference: as in lookup. */
+		*out = strata_entry_ref(atomic_load_explicit(
+			&node->entry, memory_order_acquire));
+	}
+	read_unlock();
+	return *out != NULL ? 0 : STRATA_EMISS;
+}
+
 int strata_mem_store(struct strata_mem *mem, struct strata_entry *e)
 {
 	struct cds_lfht_iter iter;

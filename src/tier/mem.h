@@ -59,6 +59,15 @@ int strata_mem_lookup(struct strata_mem *mem, const struct strata_key *key,
 		      struct strata_entry **out);
 
 /*
+ * The entry under `key` (by hash alone), fresh or not, without counting a
+ * hit or a miss or marking it recently used: for inspection (the admin
+ * API).  Returns 0 with a new reference in *out, or STRATA_EMISS.
+ * Lock-free, like lookup.
+ */
+int strata_mem_peek(struct strata_mem *mem, const struct strata_key *key,
+		    struct strata_entry **out);
+
+/*
  * Store `e` (the tier takes its own reference; the caller keeps theirs),
  * replacing any entry under the same hash.  Evicts to stay within budget
  * (before inserting, so the budget holds at every instant).  Returns 0,

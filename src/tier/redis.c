@@ -742,6 +742,11 @@ static size_t build_op(struct cmdbuf *b, const struct strata_redis *r,
 	case STRATA_REDIS_OP_PING:
 		add_cmd(b, 1, (const char *[]){"PING"}, NULL);
 		break;
+	case STRATA_REDIS_OP_EXISTS:
+		add_cmd(b, 2,
+			(const char *[]){"EXISTS", entry_name(b, r, op->key)},
+			NULL);
+		break;
 	}
 	return b->n - before;
 }
@@ -826,6 +831,10 @@ static int parse_op(struct strata_redis *r, struct strata_redis_op *op,
 	case STRATA_REDIS_OP_UNLOCK:
 	case STRATA_REDIS_OP_PING:
 		return any_error(r, replies, n) ? STRATA_EUNAVAIL : 0;
+	case STRATA_REDIS_OP_EXISTS:
+		if (replies[0]->type != REDIS_REPLY_INTEGER)
+			return STRATA_EUNAVAIL;
+		return replies[0]->integer > 0 ? 0 : STRATA_EMISS;
 	}
 	return STRATA_EUNAVAIL;
 }
@@ -929,7 +938,9 @@ int strata_redis_ping(struct strata_redis *r)
 
 /*
  * Delete, one SCAN step at a time, the entries under ARGV[2] (a MATCH
- * pattern) whose request path starts with ARGV[3] ("" matches all).  The
+ * pattern) whose request path starts with ARGV[3] ("" matches all); with
+ * ARGV[4] "path", only those whose path is ARGV[3] itself (followed by
+ * the query, the end of the line or nothing).  The
  * key text is read in place with GETRANGE (its length at offset 50, the
  * text at offset 70: docs/entry-format.md), so no value crosses the
  * network.  Returns {next cursor, deleted}.  redis.pcall: a foreign value
@@ -949,7 +960,11 @@ static const char SCAN_PURGE_SCRIPT[] =
 	"      if type(text) == 'string' then "
 	"        local sp = string.find(text, ' ', 1, true) "
 	"        if sp and string.sub(text, sp + 1, sp + #want) == want "
-	"        then del = true end "
+	"        then "
+	"          local nx = string.sub(text, sp + 1 + #want, sp + 1 + #want) "
+	"          del = ARGV[4] ~= 'path' or nx == '' or nx == '?' "
+	"            or nx == '\\n' "
+	"        end "
 	"      end "
 	"    end "
 	"  end "
@@ -1005,7 +1020,7 @@ static void glob_escape(const char *s, char *out, size_t cap)
 /* SCAN-delete the keys "<prefix>:<kind>:*" whose key text's path starts
  * with `path` ("" for all of them); adds how many to *removed. */
 static int scan_delete(struct strata_redis *r, const char *kind,
-		       const char *path, uint64_t *removed)
+		       const char *path, const char *mode, uint64_t *removed)
 {
 	char pattern[2 * PREFIX_MAX + 16], escaped[2 * PREFIX_MAX + 2];
 	char cursor[32] = "0";
@@ -1016,9 +1031,9 @@ static int scan_delete(struct strata_redis *r, const char *kind,
 	snprintf(pattern, sizeof(pattern), "%s:%s:*", escaped, kind);
 	do {
 		const char *argv[] = {"EVAL", SCAN_PURGE_SCRIPT, "0", cursor,
-				      pattern, path};
+				      pattern, path, mode};
 
-		rc = command(r, 6, argv, NULL, &reply);
+		rc = command(r, 7, argv, NULL, &reply);
 		if (rc != 0)
 			return rc;
 		if (reply->type != REDIS_REPLY_ARRAY || reply->elements != 2 ||
@@ -1035,17 +1050,22 @@ static int scan_delete(struct strata_redis *r, const char *kind,
 	return 0;
 }
 
-/* A prefix purge, or everything (entries counted, then the tag sets). */
+/* A prefix or path purge, or everything (entries counted, then the tag
+ * sets). */
 static int scan_purge(struct strata_redis *r, const struct strata_purge *p,
 		      uint64_t *removed)
 {
 	uint64_t tag_sets = 0;
 	int rc;
 
-	if (p->kind == STRATA_PURGE_PREFIX)
-		return scan_delete(r, "e", p->arg, removed);
-	rc = scan_delete(r, "e", "", removed);
-	return rc != 0 ? rc : scan_delete(r, "t", "", &tag_sets);
+	if (p->kind == STRATA_PURGE_PREFIX || p->kind == STRATA_PURGE_PATH)
+		return scan_delete(r, "e", p->arg,
+				   p->kind == STRATA_PURGE_PATH ? "path"
+								: "prefix",
+				   removed);
+	rc = scan_delete(r, "e", "", "prefix", removed);
+	return rc != 0 ? rc
+		       : scan_delete(r, "t", "", "prefix", &tag_sets);
 }
 
 static int delete_purged(struct strata_redis *r, const struct strata_purge *p,
@@ -1139,6 +1159,14 @@ int strata_redis_epoch(struct strata_redis *r, const char *candidate,
 	memcpy(out, reply->str, reply->len + 1);
 	freeReplyObject(reply);
 	return 0;
+}
+
+int strata_redis_delete(struct strata_redis *r, const struct strata_purge *p,
+			uint64_t *removed)
+{
+	STRATA_ASSERT(r->magic == REDIS_MAGIC);
+	*removed = 0;
+	return delete_purged(r, p, removed);
 }
 
 int strata_redis_stream_id_parse(const char *s, struct strata_redis_stream_id *out)

@@ -174,6 +174,8 @@ enum strata_redis_op_kind {
 	STRATA_REDIS_OP_LOCK,
 	STRATA_REDIS_OP_UNLOCK,
 	STRATA_REDIS_OP_PING,
+	STRATA_REDIS_OP_EXISTS,   /* 0 when the entry key exists, else
+				     STRATA_EMISS */
 };
 
 struct strata_redis_op {
@@ -214,6 +216,11 @@ int strata_redis_batch(struct strata_redis *r, struct strata_redis_op *ops,
 int strata_redis_purge(struct strata_redis *r, const struct strata_purge *p,
 		       uint64_t max_len, const char *origin, char *id,
 		       size_t id_cap, uint64_t *removed);
+
+/* Delete what `p` names from Redis only, announcing nothing (a flush of
+ * the Redis tier alone).  Returns 0 or STRATA_EUNAVAIL. */
+int strata_redis_delete(struct strata_redis *r, const struct strata_purge *p,
+			uint64_t *removed);
 
 /*
  * The dataset's epoch: <prefix>:epoch, set to `candidate` if it does not

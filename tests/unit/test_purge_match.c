@@ -87,3 +87,16 @@ Test(purge_match, key_path_is_the_first_line_after_the_method)
 	p = strata_purge_key_path("nospace", 7, &len);
 	cr_expect_eq(len, 0);
 }
+
+Test(purge_match, path_matches_every_variant_of_one_path)
+{
+	struct strata_purge p;
+
+	cr_expect(matches("path", "/a", "GET /a", NULL, 0));
+	cr_expect(matches("path", "/a", "GET /a?x=1", NULL, 0));
+	cr_expect(matches("path", "/a", "HEAD /a\naccept: x\n", NULL, 0));
+	cr_expect(!matches("path", "/a", "GET /ab", NULL, 0));
+	cr_expect(!matches("path", "/a", "GET /a/b", NULL, 0));
+	cr_expect_eq(strata_purge_parse("path", "/a?x", &p), -EINVAL);
+	cr_expect_eq(strata_purge_parse("path", "a", &p), -EINVAL);
+}

@@ -660,6 +660,14 @@ Test(redis, purges_by_key_prefix_tag_and_all)
 	cr_expect_eq(purge("key", hex, id), 1);
 	cr_expect(!present("/ab"));
 
+	/* A path takes its query variants, not longer paths. */
+	store_paths(purge_paths, 4);
+	cr_expect_eq(purge("path", "/a/2", id), 1);
+	cr_expect(!present("/a/2?x") && present("/a/1"));
+	store_paths((const char *[]){"/a", "/a?q", "/ab"}, 3);
+	cr_expect_eq(purge("path", "/a", id), 2);
+	cr_expect(present("/ab"));
+
 	store_paths(purge_paths, 4);
 	cr_expect_eq(purge("all", "", id), 4);
 	for (size_t i = 0; i < 4; i++)

@@ -1,0 +1,164 @@
+/*
+ * config_dump.c: the effective configuration as JSON (see config_dump.h).
+ */
+#include "config.h"
+
+#include "core/config_dump.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/units.h"
+
+static json_t *size_json(uint64_t bytes)
+{
+	char buf[32];
+
+	strata_format_size(bytes, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *duration_json(uint64_t ms)
+{
+	char buf[32];
+
+	strata_format_duration(ms, buf, sizeof(buf));
+	return json_string(buf);
+}
+
+static json_t *str_or_null(const char *s)
+{
+	return s != NULL ? json_string(s) : json_null();
+}
+
+/* The URL with any password replaced by "***". */
+static json_t *masked_url(const char *url)
+{
+	const char *scheme, *auth, *at, *colon;
+	char *out;
+	json_t *j;
+
+	if (url == NULL)
+		return json_null();
+	scheme = strstr(url, "://");
+	auth = scheme != NULL ? scheme + 3 : url;
+	at = strrchr(auth, '@');
+	if (at == NULL)
+		return json_string(url);
+	colon = memchr(auth, ':', (size_t)(at - auth));
+	if (asprintf(&out, "%.*s%s%s", (int)((colon ? colon : auth) - url),
+		     url, colon ? ":***" : "***", at) < 0)
+		return json_null();
+	j = json_string(out);
+	free(out);
+	return j;
+}
+
+static json_t *methods_json(unsigned m)
+{
+	static const char *const names[] = {"GET",   "HEAD",  "POST",
+					    "PUT",   "DELETE", "PATCH",
+					    "OPTIONS", "OTHER"};
+	json_t *a = json_array();
+
+	for (unsigned i = 0; i < 8; i++)
+		if (m & (1u << i))
+			json_array_append_new(a, json_string(names[i]));
+	return a;
+}
+
+static json_t *strings_json(char **v, size_t n)
+{
+	json_t *a = json_array();
+
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(a, json_string(v[i]));
+	return a;
+}
+
+static json_t *route_json(const struct strata_route_config *r)
+{
+	static const char *const query[] = {"raw", "ignore", "keep"};
+	json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:b}", "path",
+			      r->path, "name", r->name ? r->name : r->path,
+			      "ttl", duration_json(r->ttl_ms), "methods",
+			      methods_json(r->methods), "vary",
+			      strings_json(r->vary, r->n_vary), "query",
+			      query[r->query >= 0 && r->query <= 2 ? r->query
+								    : 0],
+			      "force", r->force);
+
+	if (r->query == STRATA_ROUTE_QUERY_KEEP)
+		json_object_set_new(o, "query_keep",
+				    strings_json(r->query_keep,
+						 r->n_query_keep));
+	return o;
+}
+
+char *strata_config_dump_json(const struct strata_config *cfg)
+{
+	static const char *const sync[] = {"none", "meta", "full"};
+	static const char *const corrupt[] = {"move", "fail"};
+	static const char *const levels[] = {"error", "warn", "info",
+					     "debug"};
+	json_t *routes = json_array(), *doc;
+	char *text;
+
+	for (size_t i = 0; i < cfg->n_routes; i++)
+		json_array_append_new(routes, route_json(&cfg->routes[i]));
+	doc = json_pack(
+		"{s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:b,"
+		" s:{s:s, s:s},"
+		" s:{s:s, s:o, s:o, s:i, s:b},"
+		" s:{s:s, s:s},"
+		" s:{s:o, s:o, s:o,"
+		"    s:{s:b, s:s, s:o, s:s, s:s},"
+		"    s:{s:o, s:s, s:o, s:i, s:o, s:o, s:I, s:I}},"
+		" s:o, s:o}",
+		"listen", cfg->listen, "workers", (int)cfg->workers,
+		"max_connections", (int)cfg->max_connections,
+		"max_request_body", size_json(cfg->max_request_body),
+		"max_header_size", size_json(cfg->max_header_size),
+		"client_timeout", duration_json(cfg->client_timeout_ms),
+		"shutdown_timeout", duration_json(cfg->shutdown_timeout_ms),
+		"access_log", cfg->access_log,
+		"log", "format", cfg->log.format == STRATA_CONFIG_LOG_JSON
+					 ? "json" : "text",
+		"level", levels[cfg->log.level >= 0 && cfg->log.level <= 3
+					? cfg->log.level : 2],
+		"upstream", "url", cfg->upstream.url ? cfg->upstream.url : "",
+		"connect_timeout",
+		duration_json(cfg->upstream.connect_timeout_ms), "timeout",
+		duration_json(cfg->upstream.timeout_ms), "max_connections",
+		(int)cfg->upstream.max_connections, "preserve_host",
+		cfg->upstream.preserve_host,
+		"admin", "listen", cfg->admin.listen ? cfg->admin.listen : "",
+		"token", cfg->admin.token ? "***" : "",
+		"cache", "memory", size_json(cfg->cache.memory),
+		"max_object_size", size_json(cfg->cache.max_object_size),
+		"tags_header", str_or_null(cfg->cache.tags_header),
+		"disk", "enabled", cfg->cache.disk.enabled, "path",
+		cfg->cache.disk.path ? cfg->cache.disk.path : "", "size",
+		size_json(cfg->cache.disk.size), "sync",
+		sync[cfg->cache.disk.sync >= 0 && cfg->cache.disk.sync <= 2
+			     ? cfg->cache.disk.sync
+			     : 1],
+		"on_corrupt",
+		corrupt[cfg->cache.disk.on_corrupt == 1 ? 1 : 0],
+		"redis", "url", masked_url(cfg->cache.redis.url), "prefix",
+		cfg->cache.redis.prefix ? cfg->cache.redis.prefix : "strata",
+		"timeout", duration_json(cfg->cache.redis.timeout_ms), "pool",
+		(int)cfg->cache.redis.pool, "lock_ttl",
+		duration_json(cfg->cache.redis.lock_ttl_ms), "lock_wait",
+		duration_json(cfg->cache.redis.lock_wait_ms), "purge_log",
+		(json_int_t)cfg->cache.redis.purge_log, "queue",
+		(json_int_t)cfg->cache.redis.queue,
+		"routes", routes, "file", str_or_null(cfg->file));
+	if (doc == NULL)
+		return NULL;
+	text = json_dumps(doc, JSON_COMPACT);
+	json_decref(doc);
+	return text;
+}
