@@ -13,8 +13,10 @@
  *              the percent-encoding of query values, the token header and
  *              that --json passes the server's document through unchanged.
  *
- *   ctl_admin  (to come with the admin listener) the real strata in
- *              front of the test origin, driven through its admin API.
+ *   ctl_admin  the real strata (tests/helpers/proc.h) in front of the test
+ *              origin (tests/helpers/origin.h), driven through its admin
+ *              listener; assertions are on what the origin counted and on
+ *              Cache-Status, as in test_cache.c.
  *
  * strata-ctl runs with stdin from /dev/null and its stdout and stderr
  * captured, with the test's environment minus STRATA_ADMIN_* (so a
@@ -48,6 +50,7 @@
 #include <jansson.h>
 
 #include "../helpers/client.h"
+#include "../helpers/origin.h"
 #include "../helpers/proc.h"
 
 #define TIMEOUT_S 60
@@ -209,6 +212,16 @@ static json_t *parse_json(const char *text, const char *what)
 
 	cr_assert_not_null(doc, "%s: not JSON (%s): %s", what, e.text, text);
 	return doc;
+}
+
+static bool is_hash(const char *s)
+{
+	if (s == NULL || strlen(s) != 32)
+		return false;
+	for (; *s; s++)
+		if (!isxdigit((unsigned char)*s))
+			return false;
+	return true;
 }
 
 /* --- sockets for the offline tests ------------------------------------- */
@@ -752,4 +765,580 @@ Test(ctl, server_text_cannot_reach_the_terminal_raw)
 		  "stdout: %s", r.out);
 	run_free(&r);
 	fake_stop(&f);
+}
+
+/* --- against the real strata ---------------------------------------------- */
+
+#define CS_STORED "strata; fwd=miss; stored"
+
+static struct origin *origin;
+static struct proc *strata;
+static char admin_url[64];
+
+static void admin_setup(void)
+{
+	origin = origin_start();
+	cr_assert_not_null(origin, "the test origin did not start");
+}
+
+static void admin_teardown(void)
+{
+	proc_stop(&strata);
+	origin_stop(&origin);
+}
+
+TestSuite(ctl_admin, .init = admin_setup, .fini = admin_teardown,
+	  .timeout = TIMEOUT_S);
+
+/*
+ * Start strata in front of the origin with the routes every test uses and
+ * the extra arguments given (NULL-terminated), and wait until its admin
+ * listener accepts connections too.
+ */
+static void start_strata_args(const char *const *extra)
+{
+	const char *args[MAX_ARGS];
+	char origin_base[64];
+	size_t n = 0;
+	uint64_t deadline;
+
+	args[n++] = "--upstream";
+	args[n++] = origin_url(origin, "", origin_base, sizeof(origin_base));
+	args[n++] = "--route";
+	args[n++] = "/doc/*=60s";
+	args[n++] = "--route";
+	args[n++] = "/echo/*=60s";
+	args[n++] = "--route";
+	args[n++] = "/header=60s";
+	for (size_t i = 0; extra != NULL && extra[i] != NULL &&
+			   n < MAX_ARGS - 1; i++)
+		args[n++] = extra[i];
+	args[n] = NULL;
+	strata = proc_start_args(args);
+	cr_assert_not_null(strata, "strata did not start (output above)");
+	proc_admin_url(strata, "", admin_url, sizeof(admin_url));
+	deadline = now_ms() + (uint64_t)proc_scaled_ms(5000);
+	while (client_connect_refused(proc_admin_port(strata))) {
+		cr_assert((int64_t)(deadline - now_ms()) > 0,
+			  "the admin listener on port %u never accepted",
+			  proc_admin_port(strata));
+		usleep(20 * 1000);
+	}
+}
+
+#define start_strata(...) \
+	start_strata_args((const char *const[]){__VA_ARGS__})
+
+/* strata-ctl --admin <this strata's admin API> ARGS... */
+#define ADMIN(r, ...) CTL((r), "--admin", admin_url, __VA_ARGS__)
+
+/* GET `path` through the proxy; returns its Cache-Status (static). */
+static const char *get(const char *path)
+{
+	static char cs[128];
+	struct client_response resp;
+	char url[512];
+	long status;
+
+	status = client_request("GET", proc_url(strata, path, url,
+						sizeof(url)), NULL, NULL, 0,
+				&resp);
+	cr_assert_eq(status, 200, "GET %s: %ld %s", path, status,
+		     resp.error);
+	snprintf(cs, sizeof(cs), "%s",
+		 client_header(&resp, "Cache-Status") ?: "(absent)");
+	client_response_free(&resp);
+	return cs;
+}
+
+static void expect_stored(const char *path)
+{
+	const char *cs = get(path);
+
+	cr_expect_str_eq(cs, CS_STORED, "GET %s: Cache-Status \"%s\"", path,
+			 cs);
+}
+
+static void expect_miss(const char *path)
+{
+	const char *cs = get(path);
+
+	cr_expect(strncmp(cs, "strata; fwd=miss", 16) == 0,
+		  "GET %s: Cache-Status \"%s\", expected a miss", path, cs);
+}
+
+static void expect_hit(const char *path)
+{
+	const char *cs = get(path);
+
+	cr_expect(strncmp(cs, "strata; hit", 11) == 0,
+		  "GET %s: Cache-Status \"%s\", expected a hit", path, cs);
+}
+
+/* The `keys` array of `strata-ctl --json keys ARGS`. */
+static json_t *keys_json(const char *const *args)
+{
+	const char *argv[MAX_ARGS] = {"--admin", admin_url, "--json", "keys"};
+	size_t n = 4;
+	struct run r;
+	json_t *doc, *keys;
+
+	for (size_t i = 0; args != NULL && args[i] != NULL; i++)
+		argv[n++] = args[i];
+	argv[n] = NULL;
+	run_ctl(&r, NULL, argv);
+	expect_status(&r, 0, "--json keys");
+	doc = parse_json(r.out, "--json keys");
+	keys = json_incref(json_object_get(doc, "keys"));
+	cr_assert(json_is_array(keys), "no keys array: %s", r.out);
+	json_decref(doc);
+	run_free(&r);
+	return keys;
+}
+
+/* The hash of the entry with key text `key` in `keys`, or NULL. */
+static const char *hash_of(const json_t *keys, const char *key)
+{
+	const json_t *e;
+	size_t i;
+
+	json_array_foreach(keys, i, e) {
+		const char *k = json_string_value(json_object_get(e, "key"));
+
+		if (k != NULL && strcmp(k, key) == 0)
+			return json_string_value(json_object_get(e, "hash"));
+	}
+	return NULL;
+}
+
+Test(ctl_admin, health_and_ready)
+{
+	struct run r;
+	json_t *doc;
+
+	start_strata(NULL);
+	ADMIN(&r, "health");
+	expect_status(&r, 0, "health");
+	cr_expect_str_eq(r.out, "ok\n");
+	run_free(&r);
+
+	ADMIN(&r, "ready");
+	expect_status(&r, 0, "ready");
+	cr_expect(contains(r.out, "ready") && contains(r.out, "memory up"),
+		  "ready: %s", r.out);
+	run_free(&r);
+
+	ADMIN(&r, "--json", "ready");
+	expect_status(&r, 0, "--json ready");
+	doc = parse_json(r.out, "--json ready");
+	cr_expect(json_is_true(json_object_get(doc, "ready")));
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "state")) ?:
+			 "(none)", "ready");
+	cr_expect_str_eq(json_string_value(json_object_get(
+				 json_object_get(doc, "tiers"), "memory")) ?:
+			 "(none)", "up");
+	cr_expect_str_eq(json_string_value(json_object_get(
+				 json_object_get(doc, "tiers"), "redis")) ?:
+			 "(none)", "off");
+	json_decref(doc);
+	run_free(&r);
+}
+
+Test(ctl_admin, keys_lists_cached_entries)
+{
+	/* The canonical key text: every line ends with LF. */
+	static const char *const want[] = {"GET /doc/a\n", "GET /doc/b\n",
+					   "GET /doc/c\n"};
+	struct run r;
+	json_t *keys;
+	const json_t *e;
+	size_t i;
+
+	start_strata(NULL);
+	expect_stored("/doc/b");
+	expect_stored("/doc/c");
+	expect_stored("/doc/a");
+	expect_stored("/echo/x");
+
+	ADMIN(&r, "keys");
+	expect_status(&r, 0, "keys");
+	cr_expect(contains(r.out, "HASH") && contains(r.out, "KEY"),
+		  "no table heading: %s", r.out);
+	/* One row per entry, the key's final LF not shown. */
+	for (const char *const *k = (const char *const[]){
+		     "  GET /doc/a\n", "  GET /doc/b\n", "  GET /doc/c\n",
+		     "  GET /echo/x\n", NULL};
+	     *k != NULL; k++)
+		cr_expect(contains(r.out, *k), "keys lacks \"%s\": %s", *k,
+			  r.out);
+	run_free(&r);
+
+	keys = keys_json((const char *const[]){"--prefix", "/doc/", NULL});
+	cr_assert_eq(json_array_size(keys), 3, "--prefix /doc/: %zu keys",
+		     json_array_size(keys));
+	json_array_foreach(keys, i, e) {
+		const char *hash = json_string_value(json_object_get(e,
+								     "hash"));
+		char *tiers = json_dumps(json_object_get(e, "tiers"), 0);
+
+		/* Key-text order. */
+		cr_expect_str_eq(json_string_value(json_object_get(e, "key"))
+				 ?: "(none)", want[i]);
+		cr_expect(is_hash(hash), "hash \"%s\"", hash ?: "(none)");
+		cr_expect_str_eq(json_string_value(json_object_get(e, "route"))
+				 ?: "(none)", "/doc/*");
+		cr_expect_eq(json_integer_value(json_object_get(e, "status")),
+			     200);
+		cr_expect(contains(tiers, "\"memory\""), "tiers %s", tiers);
+		free(tiers);
+	}
+	json_decref(keys);
+
+	keys = keys_json((const char *const[]){"--path", "/doc/b", NULL});
+	cr_expect_eq(json_array_size(keys), 1);
+	cr_expect_not_null(hash_of(keys, "GET /doc/b\n"));
+	json_decref(keys);
+
+	keys = keys_json((const char *const[]){"--limit", "2", "--all", NULL});
+	cr_expect_eq(json_array_size(keys), 4, "--all --limit 2: %zu keys",
+		     json_array_size(keys));
+	json_decref(keys);
+
+	ADMIN(&r, "keys", "--limit", "1");
+	expect_status(&r, 0, "keys --limit 1");
+	cr_expect(contains(r.out, "GET /doc/a") && !contains(r.out, "/doc/b"),
+		  "keys --limit 1: %s", r.out);
+	cr_expect(contains(r.err, "more entries follow"), "stderr: %s",
+		  r.err);
+	run_free(&r);
+}
+
+Test(ctl_admin, show_by_path_and_by_hash)
+{
+	struct run r;
+	json_t *keys, *doc;
+	const json_t *h;
+	char hash[40];
+	bool content_type = false;
+	size_t i;
+
+	start_strata(NULL);
+	expect_stored("/doc/a");
+	keys = keys_json(NULL);
+	cr_assert(is_hash(hash_of(keys, "GET /doc/a\n")));
+	snprintf(hash, sizeof(hash), "%s", hash_of(keys, "GET /doc/a\n"));
+	json_decref(keys);
+
+	ADMIN(&r, "show", "/doc/a");
+	expect_status(&r, 0, "show /doc/a");
+	cr_expect(contains(r.out, "key        GET /doc/a\nhash       ") &&
+			  contains(r.out, hash),
+		  "show /doc/a: %s", r.out);
+	cr_expect(contains(r.out, "Content-Type: application/json"),
+		  "show /doc/a: %s", r.out);
+	run_free(&r);
+
+	ADMIN(&r, "show", hash, "--body");
+	expect_status(&r, 0, "show HASH --body");
+	cr_expect(contains(r.out, "{\"target\":\"/doc/a\"}"), "show: %s",
+		  r.out);
+	run_free(&r);
+
+	ADMIN(&r, "--json", "show", hash, "--body");
+	expect_status(&r, 0, "--json show HASH --body");
+	doc = parse_json(r.out, "--json show");
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "key")) ?:
+			 "(none)", "GET /doc/a\n");
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "body")) ?:
+			 "(none)", "{\"target\":\"/doc/a\"}\n");
+	cr_expect_str_eq(json_string_value(json_object_get(
+				 doc, "body_encoding")) ?: "(none)", "text");
+	json_array_foreach(json_object_get(doc, "headers"), i, h) {
+		const char *n = json_string_value(json_array_get(h, 0));
+		const char *v = json_string_value(json_array_get(h, 1));
+
+		if (n != NULL && v != NULL &&
+		    strcasecmp(n, "Content-Type") == 0 &&
+		    strcmp(v, "application/json") == 0)
+			content_type = true;
+	}
+	cr_expect(content_type, "no Content-Type in: %s", r.out);
+	json_decref(doc);
+	run_free(&r);
+
+	ADMIN(&r, "show", "/doc/never-fetched");
+	expect_status(&r, 1, "show of a path not cached");
+	run_free(&r);
+	ADMIN(&r, "show", "00000000000000000000000000000000");
+	expect_status(&r, 1, "show of an unknown hash");
+	cr_expect(contains(r.err, "not_found"), "stderr: %s", r.err);
+	run_free(&r);
+}
+
+Test(ctl_admin, purge_path_then_the_next_request_misses)
+{
+	struct run r;
+
+	start_strata(NULL);
+	expect_stored("/doc/a");
+	expect_stored("/doc/b");
+	expect_hit("/doc/a");
+
+	ADMIN(&r, "purge", "/doc/a");
+	expect_status(&r, 0, "purge /doc/a");
+	cr_expect(contains(r.out, "purged 1 entry"), "purge: %s", r.out);
+	run_free(&r);
+
+	expect_miss("/doc/a");
+	expect_hit("/doc/b");
+	cr_expect_eq(origin_count_prefix(origin, "/doc/a"), 2,
+		     "the origin saw /doc/a %zu times",
+		     origin_count_prefix(origin, "/doc/a"));
+
+	/* Purging what is not there is not an error. */
+	ADMIN(&r, "purge", "/doc/never-fetched");
+	expect_status(&r, 0, "purge of a path not cached");
+	cr_expect(contains(r.out, "purged 0 entries"), "purge: %s", r.out);
+	run_free(&r);
+}
+
+Test(ctl_admin, purge_by_prefix_hash_and_tag)
+{
+	struct run r;
+	json_t *doc, *keys;
+	const char *t1 = "/header?name=Surrogate-Key&value=t1";
+	const char *t2 = "/header?name=Surrogate-Key&value=t2";
+	char hash[40];
+
+	start_strata(NULL);
+	expect_stored("/doc/a");
+	expect_stored("/doc/b");
+	expect_stored("/echo/x");
+	expect_stored("/echo/y");
+	expect_stored(t1);
+	expect_stored(t2);
+
+	ADMIN(&r, "--json", "purge", "--prefix", "/doc/");
+	expect_status(&r, 0, "purge --prefix /doc/");
+	doc = parse_json(r.out, "--json purge --prefix");
+	cr_expect_eq(json_integer_value(json_object_get(doc, "purged")), 2,
+		     "purge --prefix: %s", r.out);
+	cr_expect_eq(json_integer_value(json_object_get(
+			     json_object_get(doc, "tiers"), "memory")), 2,
+		     "purge --prefix: %s", r.out);
+	json_decref(doc);
+	run_free(&r);
+	expect_miss("/doc/a");
+	expect_miss("/doc/b");
+	expect_hit("/echo/x");
+
+	keys = keys_json((const char *const[]){"--path", "/echo/y", NULL});
+	cr_assert(is_hash(hash_of(keys, "GET /echo/y\n")));
+	snprintf(hash, sizeof(hash), "%s", hash_of(keys, "GET /echo/y\n"));
+	json_decref(keys);
+	ADMIN(&r, "purge", "--hash", hash);
+	expect_status(&r, 0, "purge --hash");
+	run_free(&r);
+	expect_miss("/echo/y");
+	ADMIN(&r, "purge", "--hash", "00000000000000000000000000000000");
+	expect_status(&r, 0, "purge --hash of an unknown hash");
+	cr_expect(contains(r.out, "purged 0 entries"), "purge: %s", r.out);
+	run_free(&r);
+
+	keys = keys_json((const char *const[]){"--tag", "t1", NULL});
+	cr_expect_eq(json_array_size(keys), 1, "keys --tag t1: %zu",
+		     json_array_size(keys));
+	json_decref(keys);
+	ADMIN(&r, "purge", "--tag", "t1");
+	expect_status(&r, 0, "purge --tag t1");
+	cr_expect(contains(r.out, "purged 1 entry"), "purge --tag: %s",
+		  r.out);
+	run_free(&r);
+	expect_miss(t1);
+	expect_hit(t2);
+}
+
+Test(ctl_admin, dry_run_leaves_the_entries)
+{
+	struct run r;
+	json_t *doc;
+
+	start_strata(NULL);
+	expect_stored("/doc/a");
+	expect_stored("/doc/b");
+
+	ADMIN(&r, "--json", "purge", "--prefix", "/doc/", "--dry-run");
+	expect_status(&r, 0, "purge --dry-run");
+	doc = parse_json(r.out, "--json purge --dry-run");
+	cr_expect(json_is_true(json_object_get(doc, "dry_run")), "%s", r.out);
+	cr_expect_eq(json_integer_value(json_object_get(doc, "purged")), 2,
+		     "%s", r.out);
+	cr_expect_eq(json_array_size(json_object_get(doc, "entries")), 2,
+		     "%s", r.out);
+	json_decref(doc);
+	run_free(&r);
+
+	ADMIN(&r, "purge", "/doc/a", "--dry-run");
+	expect_status(&r, 0, "purge PATH --dry-run");
+	cr_expect(contains(r.out, "would purge 1 entry") &&
+			  contains(r.out, "GET /doc/a"),
+		  "dry run: %s", r.out);
+	run_free(&r);
+
+	expect_hit("/doc/a");
+	expect_hit("/doc/b");
+	cr_expect_eq(origin_count(origin), 2);
+}
+
+Test(ctl_admin, flush_needs_yes_and_empties_the_cache)
+{
+	struct run r;
+	json_t *doc;
+
+	start_strata(NULL);
+	expect_stored("/doc/a");
+	expect_stored("/echo/x");
+
+	ADMIN(&r, "flush");
+	expect_status(&r, 2, "flush without --yes");
+	run_free(&r);
+	expect_hit("/doc/a");
+
+	ADMIN(&r, "--json", "flush", "--yes");
+	expect_status(&r, 0, "flush --yes");
+	doc = parse_json(r.out, "--json flush");
+	cr_expect_eq(json_integer_value(json_object_get(
+			     json_object_get(doc, "flushed"), "memory")), 2,
+		     "flush: %s", r.out);
+	json_decref(doc);
+	run_free(&r);
+	expect_miss("/doc/a");
+	expect_miss("/echo/x");
+
+	ADMIN(&r, "flush", "--tier", "memory", "--yes");
+	expect_status(&r, 0, "flush --tier memory --yes");
+	cr_expect(contains(r.out, "flushed"), "flush: %s", r.out);
+	run_free(&r);
+}
+
+Test(ctl_admin, stats_show_the_tiers_and_routes)
+{
+	struct run r;
+	json_t *doc;
+	const json_t *mem;
+
+	start_strata(NULL);
+	expect_stored("/doc/a");
+	expect_hit("/doc/a");
+
+	ADMIN(&r, "stats");
+	expect_status(&r, 0, "stats");
+	cr_expect(contains(r.out, "TIER") && contains(r.out, "memory") &&
+			  contains(r.out, "HIT RATIO") &&
+			  contains(r.out, "/doc/*") &&
+			  contains(r.out, "upstream:"),
+		  "stats: %s", r.out);
+	run_free(&r);
+
+	ADMIN(&r, "--json", "stats");
+	expect_status(&r, 0, "--json stats");
+	doc = parse_json(r.out, "--json stats");
+	mem = json_object_get(json_object_get(doc, "tiers"), "memory");
+	cr_expect_geq(json_integer_value(json_object_get(mem, "hits")), 1,
+		      "stats: %s", r.out);
+	cr_expect_eq(json_integer_value(json_object_get(mem, "entries")), 1,
+		     "stats: %s", r.out);
+	cr_expect(json_is_true(json_object_get(mem, "up")), "%s", r.out);
+	cr_expect_geq(json_integer_value(json_object_get(
+			      json_object_get(doc, "upstream"), "requests")),
+		      1, "stats: %s", r.out);
+	json_decref(doc);
+	run_free(&r);
+}
+
+Test(ctl_admin, explain_a_url)
+{
+	struct run r;
+	json_t *doc;
+	const char *key;
+
+	start_strata(NULL);
+	ADMIN(&r, "--json", "explain", "/doc/a?x=1");
+	expect_status(&r, 0, "explain before caching");
+	doc = parse_json(r.out, "--json explain");
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "route")) ?:
+			 "(none)", "/doc/*");
+	cr_expect(json_is_true(json_object_get(doc, "cacheable")));
+	key = json_string_value(json_object_get(doc, "key"));
+	cr_expect(key != NULL && strncmp(key, "GET /doc/a?x=1", 14) == 0,
+		  "key \"%s\"", key ?: "(none)");
+	cr_expect(is_hash(json_string_value(json_object_get(doc, "hash"))));
+	cr_expect(json_is_null(json_object_get(doc, "entry")), "%s", r.out);
+	json_decref(doc);
+	run_free(&r);
+
+	expect_stored("/doc/a?x=1");
+	ADMIN(&r, "explain", "/doc/a?x=1");
+	expect_status(&r, 0, "explain after caching");
+	cr_expect(contains(r.out, "cacheable  yes") &&
+			  contains(r.out, "entry      memory"),
+		  "explain: %s", r.out);
+	run_free(&r);
+
+	ADMIN(&r, "--json", "explain", "/nowhere", "-H", "Accept-Language: de");
+	expect_status(&r, 0, "explain of an unrouted path");
+	doc = parse_json(r.out, "--json explain /nowhere");
+	cr_expect(json_is_null(json_object_get(doc, "route")), "%s", r.out);
+	cr_expect(json_is_false(json_object_get(doc, "cacheable")), "%s",
+		  r.out);
+	cr_expect_not_null(json_string_value(json_object_get(doc, "reason")),
+			   "%s", r.out);
+	json_decref(doc);
+	run_free(&r);
+}
+
+Test(ctl_admin, token_is_required_when_the_server_has_one)
+{
+	const char *const good_env[] = {"STRATA_ADMIN_TOKEN=secret", NULL};
+	const char *const bad_env[] = {"STRATA_ADMIN_TOKEN=wrong", NULL};
+	struct run r;
+
+	start_strata("--set", "admin.token=secret", NULL);
+	expect_stored("/doc/a");
+
+	ADMIN(&r, "keys");
+	expect_status(&r, 4, "keys without a token");
+	cr_expect(contains(r.err, "401"), "stderr: %s", r.err);
+	run_free(&r);
+
+	ADMIN(&r, "--token", "wrong", "keys");
+	expect_status(&r, 4, "keys with the wrong token");
+	cr_expect(contains(r.err, "403"), "stderr: %s", r.err);
+	cr_expect(!contains(r.err, "wrong") && !contains(r.out, "wrong"),
+		  "the token was printed: %s%s", r.out, r.err);
+	run_free(&r);
+
+	CTL_ENV(&r, bad_env, "--admin", admin_url, "purge", "/doc/a");
+	expect_status(&r, 4, "purge with the wrong STRATA_ADMIN_TOKEN");
+	run_free(&r);
+	expect_hit("/doc/a");
+
+	ADMIN(&r, "--token", "secret", "keys");
+	expect_status(&r, 0, "keys with the token");
+	cr_expect(contains(r.out, "GET /doc/a"), "keys: %s", r.out);
+	cr_expect(!contains(r.out, "secret") && !contains(r.err, "secret"),
+		  "the token was printed: %s%s", r.out, r.err);
+	run_free(&r);
+
+	CTL_ENV(&r, good_env, "--admin", admin_url, "stats");
+	expect_status(&r, 0, "stats with STRATA_ADMIN_TOKEN");
+	run_free(&r);
+
+	/* /health and /ready need no token. */
+	ADMIN(&r, "health");
+	expect_status(&r, 0, "health without a token");
+	run_free(&r);
+	ADMIN(&r, "ready");
+	expect_status(&r, 0, "ready without a token");
+	run_free(&r);
 }
