@@ -643,7 +643,7 @@ static enum MHD_Result list_keys(struct strata_admin *admin,
 	if (read_filter(conn, &f, &cursor_text, &ok) != 0)
 		return ok;
 	if (find(admin, &f, &c, &more) != 0) {
-		ok = send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE, "internal",
+		ok = send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR, "internal",
 				"out of memory");
 		goto out;
 	}
@@ -733,7 +733,7 @@ static enum MHD_Result dry_run(struct strata_admin *admin,
 	if (find(admin, f, &c, &more) != 0) {
 		json_decref(entries);
 		cands_free(&c);
-		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				  "internal", "out of memory");
 	}
 	for (size_t i = 0; i < c.n; i++) {
@@ -977,7 +977,7 @@ static enum MHD_Result metrics(struct strata_admin *admin,
 	tier_states(admin, t);
 	if (strata_metrics_render(admin->deps.metrics, t, 3, &text, &len) !=
 	    0)
-		return send_error(conn, MHD_HTTP_SERVICE_UNAVAILABLE,
+		return send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
 				  "internal", "out of memory");
 	return send_text(conn, MHD_HTTP_OK,
 			 "text/plain; version=0.0.4; charset=utf-8", text,

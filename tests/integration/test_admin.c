@@ -562,3 +562,71 @@ Test(admin, public_admin_address_without_token_is_refused)
 	cr_expect(strstr(res.err, "admin") != NULL, "%s", res.err);
 	proc_result_free(&res);
 }
+
+/* --- tracing and the JSON access log --------------------------------------------- */
+
+/* The traceparent the origin last received. */
+static const char *upstream_traceparent(void)
+{
+	const struct origin_request *last = origin_last(origin);
+
+	cr_assert_not_null(last);
+	return origin_header(last, "traceparent");
+}
+
+Test(admin, trace_context_is_continued_or_started_and_logged)
+{
+	const char *const extra[] = {"--set", "log.format=json", NULL};
+	const char *in = "00-4bf92f3577b34da6a3ce929d0e0e4736-"
+			 "00f067aa0ba902b7-01";
+	char url[256], header[128], *out, *line, *last_line = NULL;
+	const char *tp;
+	struct client_response r;
+	json_t *doc;
+
+	start(extra);
+	/* Continued: same trace id, Strata's own span id. */
+	snprintf(header, sizeof(header), "traceparent: %s", in);
+	proc_url(strata, "/echo/t1", url, sizeof(url));
+	cr_assert_eq(client_request("GET", url,
+				    (const char *[]){header,
+						     "tracestate: k=v", NULL},
+				    NULL, 0, &r),
+		     200);
+	client_response_free(&r);
+	tp = upstream_traceparent();
+	cr_assert_not_null(tp, "no traceparent upstream");
+	cr_expect_eq(strlen(tp), 55, "%s", tp);
+	cr_expect_eq(strncmp(tp, in, 36), 0, "trace id changed: %s", tp);
+	cr_expect_neq(strncmp(tp + 36, in + 36, 16), 0,
+		      "Strata must send its own span id: %s", tp);
+	cr_expect_str_eq(origin_header(origin_last(origin), "tracestate"),
+			 "k=v");
+
+	/* Started: none given, a new valid one upstream. */
+	proc_url(strata, "/echo/t2", url, sizeof(url));
+	cr_assert_eq(client_request("GET", url, NULL, NULL, 0, &r), 200);
+	client_response_free(&r);
+	tp = upstream_traceparent();
+	cr_assert_not_null(tp);
+	cr_expect_eq(strncmp(tp, "00-", 3), 0, "%s", tp);
+	cr_expect_null(origin_header(origin_last(origin), "tracestate"));
+
+	/* Logged: the JSON access line of the first request carries its
+	 * trace id. */
+	usleep(100 * 1000);
+	out = proc_output(strata);
+	for (line = strtok(out, "\n"); line != NULL; line = strtok(NULL, "\n"))
+		if (strstr(line, "\"/echo/t1\"") != NULL)
+			last_line = line;
+	cr_assert_not_null(last_line, "no access line for /echo/t1");
+	doc = json_loads(last_line, 0, NULL);
+	cr_assert_not_null(doc, "not JSON: %s", last_line);
+	cr_expect_str_eq(json_string_value(json_object_get(doc, "trace_id")),
+			 "4bf92f3577b34da6a3ce929d0e0e4736");
+	cr_expect_eq(json_integer_value(json_object_get(doc, "status")), 200);
+	cr_expect(json_is_number(json_object_get(doc, "upstream_ms")));
+	cr_expect(json_is_string(json_object_get(doc, "cache")));
+	json_decref(doc);
+	free(out);
+}
