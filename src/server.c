@@ -77,6 +77,7 @@ struct strata_server {
 	char *admin_token;                 /* NULL: none */
 	char *config_json;                 /* for /admin/config */
 	atomic_int state;                  /* enum strata_admin_state */
+	atomic_bool upstream_down;         /* written by the front end */
 	bool started;
 	bool drained;
 };
@@ -288,6 +289,7 @@ int strata_server_new(const struct strata_config *cfg,
 	srv->fcfg.listen = srv->listen;
 	srv->fcfg.tags_header = srv->tags_header;
 	atomic_init(&srv->state, STRATA_ADMIN_STARTING);
+	atomic_init(&srv->upstream_down, false);
 	rc = strata_upstream_new(&ucfg, &srv->up);
 	if (rc == 0)
 		rc = open_metrics(srv);
@@ -354,7 +356,10 @@ static bool admin_upstream_cb(void *ctx)
 {
 	struct strata_server *srv = ctx;
 
-	return srv->front == NULL || strata_front_upstream_up(srv->front);
+	/* Relaxed: a health hint (front.h); not srv->front, which a drain
+	 * frees while the admin listener still answers. */
+	return !atomic_load_explicit(&srv->upstream_down,
+				     memory_order_relaxed);
 }
 
 /* The admin listener starts first, so /ready answers 503 "starting"
@@ -392,6 +397,7 @@ int strata_server_start(struct strata_server *srv)
 		.flights = srv->flights,
 		.handlers = srv->handlers,
 		.metrics = srv->metrics,
+		.upstream_down = &srv->upstream_down,
 	};
 	int rc;
 

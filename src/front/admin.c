@@ -417,6 +417,8 @@ static void merge(struct cands *c)
 {
 	size_t w = 0;
 
+	if (c->n < 2)
+		return; /* nothing to sort or join (and v may be NULL) */
 	qsort(c->v, c->n, sizeof(*c->v), by_text);
 	for (size_t r = 0; r < c->n; r++) {
 		if (w > 0 && strata_key_equal(&c->v[w - 1].e->key,

@@ -94,8 +94,7 @@ struct strata_front {
 	struct MHD_Daemon *daemon;
 	unsigned port;
 	atomic_uint inflight;
-	atomic_bool upstream_down;     /* the last fetch failed to connect
-					  or timed out */
+	atomic_bool *upstream_down;    /* the caller's; see front.h */
 };
 
 enum phase { PHASE_NEW, PHASE_BODY, PHASE_SHARED, PHASE_FETCH,
@@ -499,11 +498,12 @@ static void fetch_ended(struct strata_front *front, struct request *rq,
 	rq->has_upstream = true;
 	rq->upstream_us = strata_now_us() - rq->fetch_start_us;
 	/* Relaxed: a health hint for /ready; orders nothing. */
-	if (status != 0)
-		atomic_store_explicit(&front->upstream_down, false,
+	if (front->upstream_down != NULL && status != 0)
+		atomic_store_explicit(front->upstream_down, false,
 				      memory_order_relaxed);
-	else if (err == STRATA_ECONNECT || err == STRATA_ETIMEOUT)
-		atomic_store_explicit(&front->upstream_down, true,
+	else if (front->upstream_down != NULL &&
+		 (err == STRATA_ECONNECT || err == STRATA_ETIMEOUT))
+		atomic_store_explicit(front->upstream_down, true,
 				      memory_order_relaxed);
 	if (front->metrics != NULL) {
 		strata_metrics_upstream(front->metrics, route_index(front, rq),
@@ -1367,6 +1367,7 @@ int strata_front_new(const struct strata_front_config *cfg,
 	front->handler_pool = deps->handler_pool;
 	front->handlers = deps->handlers;
 	front->metrics = deps->metrics;
+	front->upstream_down = deps->upstream_down;
 	*out = front;
 	return 0;
 }
@@ -1468,12 +1469,6 @@ void strata_front_quiesce(struct strata_front *front)
 	if (idle >= 0)
 		close(idle);
 	front->accepting = false;
-}
-
-bool strata_front_upstream_up(const struct strata_front *front)
-{
-	return !atomic_load_explicit(&front->upstream_down,
-				     memory_order_relaxed);
 }
 
 unsigned strata_front_inflight(const struct strata_front *front)

@@ -23,6 +23,7 @@
 #ifndef STRATA_FRONT_FRONT_H
 #define STRATA_FRONT_FRONT_H
 
+#include <stdatomic.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -66,6 +67,10 @@ struct strata_front_deps {
 	/* One per route (table order); NULL fn: forward upstream. */
 	const struct strata_handler *handlers;
 	struct strata_metrics *metrics;
+	/* Set when a fetch fails to connect or times out, cleared by the
+	 * next answer; owned by the caller, who reads it (relaxed) for
+	 * /ready and may outlive the front end. */
+	atomic_bool *upstream_down;
 };
 
 /* Create a front end.  Returns 0 or a negative error. */
@@ -81,10 +86,6 @@ unsigned strata_front_port(const struct strata_front *front);
 
 /* Stop accepting new connections; existing ones carry on. */
 void strata_front_quiesce(struct strata_front *front);
-
-/* Whether the upstream answered the last fetch (false after a refused
- * connection or a timeout, until the next answer).  Thread-safe. */
-bool strata_front_upstream_up(const struct strata_front *front);
 
 /* Requests received and not yet completed.  Thread-safe. */
 unsigned strata_front_inflight(const struct strata_front *front);
