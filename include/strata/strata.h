@@ -97,7 +97,9 @@ struct strata_purge_result {
 /*
  * Purge from every tier of this server and, with the Redis tier, from
  * Redis and every replica sharing it.  `kind` is "key" (arg: the key
- * hash, 32 hex digits), "prefix" (arg: a path prefix starting with "/":
+ * hash, 32 hex digits), "path" (arg: a path starting with "/", without a
+ * query: every variant of it, whatever the method, query or vary
+ * headers), "prefix" (arg: a path prefix starting with "/":
  * every entry whose request path starts with it, whatever the method,
  * query or variant), "tag" (arg: a tag from the tags header) or "all"
  * (arg: "").  Redis is purged first, then disk, then memory, so no

@@ -2,8 +2,9 @@
  * purge.h: what a purge removes, as one value that every tier and every
  * replica understands.
  *
- * A purge names one entry (by key hash), every entry whose request path
- * starts with a prefix, every entry carrying a tag, or everything.  The
+ * A purge names one entry (by key hash), every variant of one path (any
+ * method, query or vary header), every entry whose request path starts
+ * with a prefix, every entry carrying a tag, or everything.  The
  * same description drives the local tiers (memory, disk), the Redis tier
  * and the fleet's purge stream, where it travels as two short strings
  * (strata_purge_kind_name() and `arg`).
@@ -38,7 +39,7 @@ struct strata_purge {
 };
 
 /*
- * Fill `p` from a kind name ("key", "prefix", "tag", "all") and its
+ * Fill `p` from a kind name ("key", "path", "prefix", "tag", "all") and its
  * argument (borrowed: it must outlive `p`).  Returns 0, or -EINVAL for an
  * unknown kind or a bad argument (a key that is not 32 hex digits, a
  * prefix that does not start with "/", an empty tag or one with
@@ -48,7 +49,7 @@ struct strata_purge {
 int strata_purge_parse(const char *kind, const char *arg,
 		       struct strata_purge *p);
 
-/* "key", "prefix", "tag" or "all". */
+/* "key", "path", "prefix", "tag" or "all". */
 const char *strata_purge_kind_name(enum strata_purge_kind kind);
 
 /*

@@ -495,6 +495,14 @@ static void fetch_ended(struct strata_front *front, struct request *rq,
 {
 	if (rq->fetch_start_us == 0)
 		return;
+	if (err == STRATA_ECANCELED && status == 0) {
+		/* The client left: not an answer of the upstream's, good or
+		 * bad.  Only the in-flight gauge moves. */
+		if (front->metrics != NULL)
+			strata_metrics_upstream_inflight(front->metrics, -1);
+		rq->fetch_start_us = 0;
+		return;
+	}
 	rq->has_upstream = true;
 	rq->upstream_us = strata_now_us() - rq->fetch_start_us;
 	/* Relaxed: a health hint for /ready; orders nothing. */
@@ -673,6 +681,46 @@ static void lookup(struct strata_front *front, struct request *rq)
 	hit_status(rq, now, "disk");
 }
 
+/* Whether a peeked entry answers this request now. */
+static bool usable(const struct request *rq, const struct strata_entry *e,
+		   int64_t now)
+{
+	return e->key_len == rq->key_len &&
+	       memcmp(e->key_text, rq->key_text, rq->key_len) == 0 &&
+	       strata_entry_fresh(e, now);
+}
+
+/*
+ * The leader's second look (see miss()): like lookup(), but the tiers'
+ * hit and miss counters are left alone, since this request's first
+ * lookup already counted its miss; counting again would halve every
+ * tier's hit ratio.  Rare to find anything: only when a flight ended
+ * between the first lookup and the join.
+ */
+static void relookup(struct strata_front *front, struct request *rq)
+{
+	int64_t now = strata_wall_ms();
+	const char *tier = "memory";
+
+	if (front->fleet != NULL && !strata_fleet_local_ok(front->fleet))
+		return;
+	if (strata_mem_peek(front->mem, &rq->key, &rq->entry) == 0 &&
+	    !usable(rq, rq->entry, now))
+		strata_entry_release(&rq->entry);
+	if (rq->entry == NULL && front->disk != NULL &&
+	    strata_disk_peek(front->disk, &rq->key, &rq->entry) == 0) {
+		tier = "disk";
+		if (usable(rq, rq->entry, now))
+			strata_mem_store(front->mem, rq->entry);
+		else
+			strata_entry_release(&rq->entry);
+	}
+	if (rq->entry == NULL)
+		return;
+	strata_entry_hit(rq->entry);
+	hit_status(rq, now, tier);
+}
+
 /* Decide what kind of request this is for the cache. */
 static void classify(struct strata_front *front, struct request *rq,
 		     struct MHD_Connection *conn, const char *method)
@@ -803,7 +851,7 @@ static enum MHD_Result miss(struct strata_front *front, struct request *rq,
 		return fetch(front, rq, method, version, false);
 	/* Leading.  The previous flight may have ended between our lookup
 	 * and our join: look again rather than fetch twice. */
-	lookup(front, rq);
+	relookup(front, rq);
 	if (rq->entry != NULL) {
 		strata_flight_end(front->flights, &rq->flight,
 				  STRATA_FLIGHT_ENTRY, rq->entry, 0);

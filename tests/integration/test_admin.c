@@ -238,6 +238,13 @@ Test(admin, metrics_parse_strictly_and_count_requests)
 			    "status_class=\"2xx\""),
 		     2);
 	cr_expect_eq(metric(d, "strata_tier_entries", "tier=\"memory\""), 1);
+	/* One lookup per request: the flight leader's second look is not
+	 * counted again. */
+	cr_expect_eq(metric(d, "strata_tier_misses_total",
+			    "tier=\"memory\""),
+		     1);
+	cr_expect_eq(metric(d, "strata_tier_hits_total", "tier=\"memory\""),
+		     2);
 	cr_expect_eq(metric(d, "strata_tier_up", "tier=\"redis\""), 0);
 	cr_expect_eq(metric(d, "strata_request_duration_seconds_count",
 			    "route=\"/doc/*\",cache=\"hit\""),
