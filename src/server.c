@@ -231,7 +231,7 @@ static unsigned cached_methods(const struct strata_config *cfg)
 	unsigned m = 0;
 
 	for (size_t i = 0; i < cfg->n_routes; i++)
-		if (cfg->routes[i].ttl_ms != 0)
+		if (cfg->routes[i].ttl_ms != 0 || cfg->routes[i].ttl_origin)
 			m |= cfg->routes[i].methods;
 	if (m & STRATA_METHOD_HEAD)
 		m = (m & ~(unsigned)STRATA_METHOD_HEAD) | STRATA_METHOD_GET;

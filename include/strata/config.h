@@ -104,6 +104,20 @@ struct strata_route_config {
 	bool force;            /* store even responses marked private or
 				  no-store, with Set-Cookie, or to requests
 				  with Authorization; default false */
+	bool ttl_origin;       /* `ttl: origin`: freshness from the
+				  response (RFC 9111); ttl_ms is then 0 */
+	uint64_t default_ttl_ms; /* ttl: origin and the response says
+				    nothing: this freshness; 0 (default):
+				    not stored */
+	uint64_t stale_while_revalidate_ms; /* serve stale this long while
+					       refreshing; default 0 */
+	uint64_t stale_if_error_ms; /* serve stale this long when the
+				       upstream fails; default 0 */
+	uint64_t keep_ms;      /* keep entries with a validator this long
+				  past expiry, for revalidation; default
+				  1h */
+	bool etag_generate;    /* `etag: generate`: an ETag from the body
+				  when the origin gave none */
 	char *source;          /* for messages: "strata.yaml:14", or the
 				  caller's source and the spec:
 				  "--route \"/slow=60s\"" */

@@ -247,9 +247,15 @@ static const struct option route_ttl = {
 
 static const char *const route_keys[] = {
 	"path", "name", "ttl", "methods", "vary", "query", "force",
+	"default_ttl", "stale_while_revalidate", "stale_if_error", "keep",
+	"etag",
 };
 
 #define DEFAULT_METHODS (STRATA_METHOD_GET | STRATA_METHOD_HEAD)
+
+/* How long an entry with a validator is kept past expiry (route `keep`),
+ * as Varnish's default keep. */
+#define DEFAULT_KEEP_MS (3600u * 1000u)
 
 static const struct option *find_option(const char *key)
 {
@@ -1213,7 +1219,8 @@ static unsigned config_method_bit(const char *text)
 int strata_config_add_route(struct strata_config *cfg, const char *spec,
 			    const char *source, char *err, size_t errlen)
 {
-	struct strata_route_config r = { .methods = DEFAULT_METHODS };
+	struct strata_route_config r = { .methods = DEFAULT_METHODS,
+					 .keep_ms = DEFAULT_KEEP_MS };
 	const char *eq = strrchr(spec, '=');
 	char why[STRATA_CONFIG_ERRLEN];
 	struct value ttl;
@@ -1232,11 +1239,14 @@ int strata_config_add_route(struct strata_config *cfg, const char *spec,
 	if (!r.path)
 		goto nomem;
 	if (strata_route_pattern_check(r.path, why, sizeof(why)) < 0 ||
-	    parse_value(&route_ttl, eq + 1, &ttl, why, sizeof(why)) < 0) {
+	    (strcasecmp(eq + 1, "origin") != 0 &&
+	     parse_value(&route_ttl, eq + 1, &ttl, why, sizeof(why)) < 0)) {
 		snprintf(err, errlen, "%s \"%s\": %s", source, spec, why);
 		goto out;
 	}
-	r.ttl_ms = ttl.number;
+	/* "PATH=origin": freshness from the response (RFC 9111). */
+	r.ttl_origin = strcasecmp(eq + 1, "origin") == 0;
+	r.ttl_ms = r.ttl_origin ? 0 : ttl.number;
 	r.name = strdup(r.path);
 	r.source = strdup_printf("%s \"%s\"", source, spec);
 	if (!r.name || !r.source ||
@@ -1758,6 +1768,46 @@ static int load_force(struct loader *ld, struct fy_node *node, int line,
 	return rc;
 }
 
+/* A route duration (default_ttl, stale windows, keep): "30s", or 0. */
+static int load_route_duration(struct loader *ld, struct fy_node *node,
+			       int line, uint64_t *out)
+{
+	char why[STRATA_CONFIG_ERRLEN];
+	struct value v;
+	char *text = NULL;
+	int rc;
+
+	line = line_or(node, line);
+	rc = scalar_value(ld, node, line, "a duration", &text);
+	if (rc == 0 && parse_value(&route_ttl, text, &v, why, sizeof(why)) < 0)
+		rc = fail(ld, line, "%s", why);
+	else if (rc == 0)
+		*out = v.number;
+	free(text);
+	return rc;
+}
+
+/* etag: generate | off */
+static int load_etag(struct loader *ld, struct fy_node *node, int line,
+		     struct strata_route_config *r)
+{
+	char *text = NULL;
+	int rc;
+
+	line = line_or(node, line);
+	rc = scalar_value(ld, node, line, "generate or off", &text);
+	if (rc == 0 && strcasecmp(text, "generate") == 0)
+		r->etag_generate = true;
+	else if (rc == 0 && strcasecmp(text, "off") == 0)
+		r->etag_generate = false;
+	else if (rc == 0)
+		rc = fail(ld, line, "\"%s\" is not an etag mode (use generate "
+			  "to make one from the body when the origin sends "
+			  "none, or off)", text);
+	free(text);
+	return rc;
+}
+
 /* One key of a route mapping. */
 static int load_route_key(struct loader *ld, const char *key,
 			  struct fy_node *value, int line,
@@ -1776,6 +1826,18 @@ static int load_route_key(struct loader *ld, const char *key,
 		return load_query(ld, value, line, r);
 	if (strcmp(key, "force") == 0)
 		return load_force(ld, value, line, r);
+	if (strcmp(key, "default_ttl") == 0)
+		return load_route_duration(ld, value, line, &r->default_ttl_ms);
+	if (strcmp(key, "stale_while_revalidate") == 0)
+		return load_route_duration(ld, value, line,
+					   &r->stale_while_revalidate_ms);
+	if (strcmp(key, "stale_if_error") == 0)
+		return load_route_duration(ld, value, line,
+					   &r->stale_if_error_ms);
+	if (strcmp(key, "keep") == 0)
+		return load_route_duration(ld, value, line, &r->keep_ms);
+	if (strcmp(key, "etag") == 0)
+		return load_etag(ld, value, line, r);
 	if (strcmp(key, "path") != 0 && strcmp(key, "name") != 0 &&
 	    strcmp(key, "ttl") != 0)
 		return unknown_key(ld, line, key, route_keys,
@@ -1785,7 +1847,12 @@ static int load_route_key(struct loader *ld, const char *key,
 	rc = scalar_value(ld, value, line, "a scalar", &text);
 	if (rc < 0)
 		goto out;
-	if (strcmp(key, "ttl") == 0) {
+	if (strcmp(key, "ttl") == 0 && strcasecmp(text, "origin") == 0) {
+		r->ttl_origin = true;
+		r->ttl_ms = 0;
+		*have_ttl = true;
+	} else if (strcmp(key, "ttl") == 0) {
+		r->ttl_origin = false;
 		if (parse_value(&route_ttl, text, &ttl, why, sizeof(why)) < 0) {
 			rc = fail(ld, line, "%s", why);
 			goto out;
@@ -1837,7 +1904,8 @@ static int check_route_unique(struct loader *ld,
 
 static int load_route(struct loader *ld, struct fy_node *node, int line)
 {
-	struct strata_route_config r = { .methods = DEFAULT_METHODS };
+	struct strata_route_config r = { .methods = DEFAULT_METHODS,
+					 .keep_ms = DEFAULT_KEEP_MS };
 	bool have_ttl = false;
 	int path_line = 0;
 	void *iter = NULL;

@@ -83,13 +83,25 @@ static json_t *route_json(const struct strata_route_config *r)
 	static const char *const query[] = {"raw", "ignore", "keep"};
 	json_t *o = json_pack("{s:s, s:s, s:o, s:o, s:o, s:s, s:b}", "path",
 			      r->path, "name", r->name ? r->name : r->path,
-			      "ttl", duration_json(r->ttl_ms), "methods",
+			      "ttl",
+			      r->ttl_origin ? json_string("origin")
+					    : duration_json(r->ttl_ms),
+			      "methods",
 			      methods_json(r->methods), "vary",
 			      strings_json(r->vary, r->n_vary), "query",
 			      query[r->query >= 0 && r->query <= 2 ? r->query
 								    : 0],
 			      "force", r->force);
 
+	json_object_set_new(o, "default_ttl", duration_json(r->default_ttl_ms));
+	json_object_set_new(o, "stale_while_revalidate",
+			    duration_json(r->stale_while_revalidate_ms));
+	json_object_set_new(o, "stale_if_error",
+			    duration_json(r->stale_if_error_ms));
+	json_object_set_new(o, "keep", duration_json(r->keep_ms));
+	json_object_set_new(o, "etag", json_string(r->etag_generate
+							   ? "generate"
+							   : "off"));
 	if (r->query == STRATA_ROUTE_QUERY_KEEP)
 		json_object_set_new(o, "query_keep",
 				    strings_json(r->query_keep,

@@ -171,6 +171,12 @@ static int entry_init(struct route_entry *e,
 	e->pub.ttl_ms = rc->ttl_ms;
 	e->pub.methods = rc->methods;
 	e->pub.force = rc->force;
+	e->pub.ttl_origin = rc->ttl_origin;
+	e->pub.default_ttl_ms = rc->default_ttl_ms;
+	e->pub.stale_while_revalidate_ms = rc->stale_while_revalidate_ms;
+	e->pub.stale_if_error_ms = rc->stale_if_error_ms;
+	e->pub.keep_ms = rc->keep_ms;
+	e->pub.etag_generate = rc->etag_generate;
 	e->pub.path = strdup(rc->path);
 	e->pub.name = strdup(rc->name ? rc->name : rc->path);
 	e->source = strdup(rc->source ? rc->source : "route");
@@ -462,5 +468,6 @@ unsigned strata_method_bit(const char *method)
 
 bool strata_route_caches(const struct strata_route *route, unsigned method)
 {
-	return route && route->ttl_ms > 0 && (route->methods & method) != 0;
+	return route && (route->ttl_ms > 0 || route->ttl_origin) &&
+	       (route->methods & method) != 0;
 }

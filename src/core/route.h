@@ -51,6 +51,13 @@ struct strata_route {
 	struct strata_key_rule key_rule;
 	bool force;                /* store despite private/no-store,
 				      Set-Cookie or Authorization */
+	bool ttl_origin;           /* freshness from the response */
+	uint64_t default_ttl_ms;   /* ttl_origin: when the response is
+				      silent; 0: not stored */
+	uint64_t stale_while_revalidate_ms;
+	uint64_t stale_if_error_ms;
+	uint64_t keep_ms;          /* validator entries kept past expiry */
+	bool etag_generate;
 	size_t index;              /* position in the table (metrics, admin) */
 };
 

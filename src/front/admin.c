@@ -1131,7 +1131,7 @@ static enum MHD_Result explain(struct strata_admin *admin,
 		      "method", method, "url", url);
 	if (route == NULL)
 		reason = "no route matches: passed through, never cached";
-	else if (route->ttl_ms == 0)
+	else if (route->ttl_ms == 0 && !route->ttl_origin)
 		reason = "the route's ttl is 0: passed through";
 	else if (!strata_route_caches(route, strata_method_bit(method)))
 		reason = "the route does not cache this method";
@@ -1148,9 +1148,12 @@ static enum MHD_Result explain(struct strata_admin *admin,
 			json_object_set_new(o, "key",
 					    bytes_string(text, len));
 			json_object_set_new(o, "hash", json_string(hex));
-			json_object_set_new(o, "ttl",
-					    json_integer((json_int_t)(
-						    route->ttl_ms / 1000)));
+			json_object_set_new(
+				o, "ttl",
+				route->ttl_origin
+					? json_string("origin")
+					: json_integer((json_int_t)(
+						  route->ttl_ms / 1000)));
 			if (find_hash(admin, &key, &e, &tiers) == 0) {
 				int64_t now = strata_wall_ms();
 

@@ -728,7 +728,7 @@ static void classify(struct strata_front *front, struct request *rq,
 	const struct strata_route *route = rq->route;
 
 	rq->cache_status = CACHE_STATUS_BYPASS;
-	if (route == NULL || route->ttl_ms == 0)
+	if (route == NULL || (route->ttl_ms == 0 && !route->ttl_origin))
 		return;
 	if (!strata_route_caches(route, strata_method_bit(method))) {
 		rq->cache_status = CACHE_STATUS_METHOD;

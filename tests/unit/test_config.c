@@ -1898,3 +1898,63 @@ Test(config, finish_rechecks_log_fields)
 	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
 	strata_config_free(&cfg);
 }
+
+/* --- HTTP caching route options (ttl: origin and friends) ------------------- */
+
+Test(config, route_http_caching_options)
+{
+	struct strata_config *cfg = load_ok(
+		"routes:\n"
+		"  - path: /a\n"
+		"    ttl: origin\n"
+		"    default_ttl: 30s\n"
+		"    stale_while_revalidate: 10s\n"
+		"    stale_if_error: 1m\n"
+		"    keep: 2h\n"
+		"    etag: generate\n"
+		"  - path: /b\n"
+		"    ttl: 5s\n");
+
+	cr_assert_eq(cfg->n_routes, 2);
+	cr_expect(cfg->routes[0].ttl_origin);
+	cr_expect_eq(cfg->routes[0].ttl_ms, 0);
+	cr_expect_eq(cfg->routes[0].default_ttl_ms, 30000);
+	cr_expect_eq(cfg->routes[0].stale_while_revalidate_ms, 10000);
+	cr_expect_eq(cfg->routes[0].stale_if_error_ms, 60000);
+	cr_expect_eq(cfg->routes[0].keep_ms, 7200000);
+	cr_expect(cfg->routes[0].etag_generate);
+	cr_expect_not(cfg->routes[1].ttl_origin);
+	cr_expect_eq(cfg->routes[1].ttl_ms, 5000);
+	cr_expect_eq(cfg->routes[1].keep_ms, 3600000, "keep defaults to 1h");
+	cr_expect_eq(cfg->routes[1].default_ttl_ms, 0);
+	cr_expect_not(cfg->routes[1].etag_generate);
+	cr_expect_eq(strata_config_finish(cfg, err, sizeof(err)), 0, "%s", err);
+	strata_config_free(&cfg);
+
+	cfg = fresh();
+	cr_assert_eq(strata_config_add_route(cfg, "/o/*=origin", "--route", err,
+					     sizeof(err)),
+		     0, "%s", err);
+	cr_expect(cfg->routes[0].ttl_origin);
+	strata_config_free(&cfg);
+}
+
+Test(config, route_http_caching_option_errors)
+{
+	expect_has(load_err("routes:\n"
+			    "  - path: /a\n"
+			    "    ttl: origin\n"
+			    "    etag: strong\n"),
+		   "strata.yaml:4: routes[0].etag: \"strong\" is not an etag "
+		   "mode");
+	expect_has(load_err("routes:\n"
+			    "  - path: /a\n"
+			    "    ttl: 1s\n"
+			    "    stale_if_error: forever\n"),
+		   "strata.yaml:4: routes[0].stale_if_error:");
+	expect_has(load_err("routes:\n"
+			    "  - path: /a\n"
+			    "    ttl: 1s\n"
+			    "    keeps: 1h\n"),
+		   "keep");
+}
