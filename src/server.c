@@ -78,6 +78,8 @@ struct strata_server {
 	char *config_json;                 /* for /admin/config */
 	atomic_int state;                  /* enum strata_admin_state */
 	atomic_bool upstream_down;         /* written by the front end */
+	struct strata_pool *invalidator;   /* runs unsafe-method purges */
+	atomic_uint invalidations_queued;  /* bounded: see invalidate_cb */
 	bool started;
 	bool drained;
 };
@@ -338,6 +340,58 @@ int strata_server_handle(struct strata_server *srv, const char *route_path,
 	return -ENOENT;
 }
 
+/* ---- invalidation by unsafe methods -------------------------------------- */
+
+/* Purges queued and not yet run before new ones are dropped: a flood of
+ * POSTs must not grow memory without bound (a dropped invalidation leaves
+ * an entry to expire by its TTL, as without invalidation). */
+#define INVALIDATIONS_MAX 10000u
+
+struct invalidation {
+	struct strata_pool_job job;
+	struct strata_server *srv;
+	char path[];
+};
+
+static void invalidation_run(struct strata_pool_job *job)
+{
+	struct invalidation *inv = (struct invalidation *)(void *)job;
+
+	(void)strata_server_purge_by(inv->srv, "path", inv->path, NULL);
+	/* Relaxed: a bound on a queue, not a synchronisation. */
+	atomic_fetch_sub_explicit(&inv->srv->invalidations_queued, 1,
+				  memory_order_relaxed);
+	free(inv);
+}
+
+/* The front end's callback, on a worker: queue a "path" purge.  It runs
+ * on the invalidator thread (Redis and the disk writer may block). */
+static void invalidate_cb(void *ctx, const char *path)
+{
+	struct strata_server *srv = ctx;
+	size_t len = strlen(path);
+	struct invalidation *inv;
+
+	if (atomic_fetch_add_explicit(&srv->invalidations_queued, 1,
+				      memory_order_relaxed) >=
+	    INVALIDATIONS_MAX) {
+		atomic_fetch_sub_explicit(&srv->invalidations_queued, 1,
+					  memory_order_relaxed);
+		return;
+	}
+	inv = malloc(sizeof(*inv) + len + 1);
+	if (inv != NULL) {
+		inv->job.run = invalidation_run;
+		inv->srv = srv;
+		memcpy(inv->path, path, len + 1);
+		if (strata_pool_submit(srv->invalidator, &inv->job) == 0)
+			return;
+		free(inv);
+	}
+	atomic_fetch_sub_explicit(&srv->invalidations_queued, 1,
+				  memory_order_relaxed);
+}
+
 static int admin_purge_cb(void *ctx, const char *kind, const char *arg,
 			  struct strata_purge_result *out)
 {
@@ -398,6 +452,8 @@ int strata_server_start(struct strata_server *srv)
 		.handlers = srv->handlers,
 		.metrics = srv->metrics,
 		.upstream_down = &srv->upstream_down,
+		.invalidate = invalidate_cb,
+		.invalidate_ctx = srv,
 	};
 	int rc;
 
@@ -408,6 +464,9 @@ int strata_server_start(struct strata_server *srv)
 			return rc;
 	}
 	deps.handler_pool = srv->handler_pool;
+	rc = strata_pool_new(1, &srv->invalidator);
+	if (rc != 0)
+		return rc;
 	rc = strata_front_new(&srv->fcfg, &deps, &srv->front);
 	if (rc != 0)
 		return rc;
@@ -493,6 +552,8 @@ void strata_server_free(struct strata_server **srvp)
 	 * front end (a drain has usually emptied it already). */
 	strata_pool_free(&srv->handler_pool);
 	strata_front_free(&srv->front);
+	/* Queued invalidations run before the tiers go (stop runs them). */
+	strata_pool_free(&srv->invalidator);
 	/* The admin listener reads the tiers: it goes before them. */
 	strata_admin_stop(&srv->admin);
 	strata_upstream_free(&srv->up);

@@ -438,3 +438,12 @@ void strata_exchange_abandon(struct strata_exchange **exp)
 	exchange_unref(ex);
 	*exp = NULL;
 }
+
+const struct strata_headers *
+strata_exchange_headers(const struct strata_exchange *ex)
+{
+	/* Written once by the upstream thread before head_ready is set under
+	 * the lock, which the poll that reported the head took: see
+	 * strata_exchange_respond(). */
+	return ex != NULL && ex->head_ready ? &ex->resp_headers : NULL;
+}

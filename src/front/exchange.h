@@ -110,6 +110,15 @@ int strata_exchange_take(struct strata_exchange *ex, unsigned *status,
 uint64_t strata_exchange_bytes(struct strata_exchange *ex);
 
 /*
+ * The upstream's response headers, once the head is in (after poll()
+ * answered STREAM or COMPLETE and before take()): borrowed, unchanged
+ * until the exchange is freed.  NULL before that.  The connection's
+ * thread only.
+ */
+const struct strata_headers *
+strata_exchange_headers(const struct strata_exchange *ex);
+
+/*
  * The client side is finished (request completed or connection gone):
  * cancel the upstream transfer if it still runs, drop the front end's
  * reference and set *ex to NULL.  Call from the completion callback.

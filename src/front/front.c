@@ -95,6 +95,8 @@ struct strata_front {
 	unsigned port;
 	atomic_uint inflight;
 	atomic_bool *upstream_down;    /* the caller's; see front.h */
+	void (*invalidate)(void *ctx, const char *path);
+	void *invalidate_ctx;
 };
 
 enum phase { PHASE_NEW, PHASE_BODY, PHASE_SHARED, PHASE_FETCH,
@@ -471,6 +473,78 @@ static int start_exchange(struct strata_front *front, struct request *rq,
 		strata_headers_clear(&req.headers);
 	}
 	return rc;
+}
+
+/* ---- invalidation by unsafe methods (RFC 9111 section 4.4) ------------------ */
+
+static bool unsafe_method(const char *m)
+{
+	return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
+	       strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0;
+}
+
+/*
+ * The path a Location or Content-Location names on this origin, into
+ * buf: a path ("/a/b?x", query dropped), or an absolute http(s) URI whose
+ * authority is the request's Host.  Another origin's URI: false.
+ */
+static bool same_origin_path(const char *uri, const char *host, char *buf,
+			     size_t cap)
+{
+	const char *p = uri, *auth, *slash;
+	size_t len;
+
+	if (uri == NULL || uri[0] == '\0')
+		return false;
+	if (uri[0] != '/' || uri[1] == '/') {
+		if (strncasecmp(uri, "http://", 7) == 0)
+			auth = uri + 7;
+		else if (strncasecmp(uri, "https://", 8) == 0)
+			auth = uri + 8;
+		else
+			return false;
+		slash = strchr(auth, '/');
+		len = slash != NULL ? (size_t)(slash - auth) : strlen(auth);
+		if (host == NULL || strlen(host) != len ||
+		    strncasecmp(auth, host, len) != 0)
+			return false;
+		p = slash != NULL ? slash : "/";
+	}
+	len = strcspn(p, "?#");
+	if (len == 0 || len >= cap)
+		return false;
+	memcpy(buf, p, len);
+	buf[len] = '\0';
+	return true;
+}
+
+/* After an unsafe request's answer: invalidate what it changed. */
+static void invalidate_after(struct strata_front *front, struct request *rq,
+			     unsigned status,
+			     const struct strata_headers *headers)
+{
+	static const char *const locations[] = {"Location",
+						"Content-Location"};
+	const char *host;
+	char path[2048];
+	size_t len;
+
+	if (front->invalidate == NULL || !unsafe_method(rq->method) ||
+	    status < 200 || status >= 400)
+		return;
+	len = strcspn(rq->target, "?");
+	if (len > 0 && len < sizeof(path) && rq->target[0] == '/') {
+		memcpy(path, rq->target, len);
+		path[len] = '\0';
+		front->invalidate(front->invalidate_ctx, path);
+	}
+	if (headers == NULL)
+		return;
+	host = MHD_lookup_connection_value(rq->conn, MHD_HEADER_KIND, "Host");
+	for (size_t i = 0; i < 2; i++)
+		if (same_origin_path(strata_headers_get(headers, locations[i]),
+				     host, path, sizeof(path)))
+			front->invalidate(front->invalidate_ctx, path);
 }
 
 /* ---- fetch accounting (metrics, upstream state) ---------------------------- */
@@ -962,6 +1036,7 @@ static enum MHD_Result complete(struct strata_front *front,
 	int rc = strata_http_end_to_end(headers, &e2e);
 
 	fetch_ended(front, rq, status, 0);
+	invalidate_after(front, rq, status, headers);
 	if (rq->cacheable && front->tags_header != NULL) {
 		p.n_tags = parse_tags(strata_headers_get(headers,
 							 front->tags_header),
@@ -1040,6 +1115,9 @@ static enum MHD_Result fetched(struct strata_front *front, struct request *rq)
 		/* The head is in: the fetch counts from here (the body may
 		 * stream for long). */
 		fetch_ended(front, rq, rc == 0 ? rq->status : 0, rc);
+		if (rc == 0)
+			invalidate_after(front, rq, rq->status,
+					 strata_exchange_headers(rq->ex));
 	} else if (rc == STRATA_EXCHANGE_COMPLETE) {
 		rc = strata_exchange_take(rq->ex, &status, &headers, &body,
 					  &len);
@@ -1416,6 +1494,8 @@ int strata_front_new(const struct strata_front_config *cfg,
 	front->handlers = deps->handlers;
 	front->metrics = deps->metrics;
 	front->upstream_down = deps->upstream_down;
+	front->invalidate = deps->invalidate;
+	front->invalidate_ctx = deps->invalidate_ctx;
 	*out = front;
 	return 0;
 }

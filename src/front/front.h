@@ -71,6 +71,15 @@ struct strata_front_deps {
 	 * next answer; owned by the caller, who reads it (relaxed) for
 	 * /ready and may outlive the front end. */
 	atomic_bool *upstream_down;
+	/*
+	 * RFC 9111 section 4.4: a successful unsafe request (POST, PUT,
+	 * PATCH, DELETE answered 2xx or 3xx) invalidates what is cached for
+	 * its target, its Location and its Content-Location.  Called on a
+	 * worker with the path (borrowed for the call; no query); must not
+	 * block (the server queues the purge).  NULL: none.
+	 */
+	void (*invalidate)(void *ctx, const char *path);
+	void *invalidate_ctx;
 };
 
 /* Create a front end.  Returns 0 or a negative error. */
