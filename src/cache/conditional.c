@@ -277,7 +277,7 @@ static int64_t days_from_civil(int64_t y, int m, int d)
 	return era * 146097 + doe - 719468;
 }
 
-int strata_http_date_parse(const char *text, int64_t *out)
+int strata_cond_date_parse(const char *text, int64_t *out)
 {
 	const char *p;
 	int day = 0, month = 0, year = 0, h = 0, m = 0, s = 0;
@@ -352,7 +352,7 @@ static bool stored_etag(const struct strata_cond_stored *stored,
 
 static bool date_of(const char *value, int64_t *out)
 {
-	return value != NULL && strata_http_date_parse(value, out) == 0;
+	return value != NULL && strata_cond_date_parse(value, out) == 0;
 }
 
 /* The modification date If-Modified-Since is compared with; false when

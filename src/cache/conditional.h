@@ -99,7 +99,7 @@ size_t strata_etag_of_body(const void *body, size_t len,
  * *out to seconds since the epoch; returns 0 or -EINVAL (anything else,
  * including trailing text and a list of dates).
  */
-int strata_http_date_parse(const char *text, int64_t *out);
+int strata_cond_date_parse(const char *text, int64_t *out);
 
 /* ---- evaluation (RFC 9110 section 13.2.2) ------------------------------ */
 

@@ -169,7 +169,7 @@ Test(conditional, http_date_three_forms)
 	for (size_t i = 0; i < N_OF(forms); i++) {
 		int64_t t = 0;
 
-		cr_assert_eq(strata_http_date_parse(forms[i], &t), 0, "%s",
+		cr_assert_eq(strata_cond_date_parse(forms[i], &t), 0, "%s",
 			     forms[i]);
 		cr_assert_eq(t, 784111777, "%s", forms[i]);
 	}
@@ -179,21 +179,21 @@ Test(conditional, http_date_edges)
 {
 	int64_t t;
 
-	cr_assert_eq(strata_http_date_parse("Thu, 01 Jan 1970 00:00:00 GMT",
+	cr_assert_eq(strata_cond_date_parse("Thu, 01 Jan 1970 00:00:00 GMT",
 					    &t), 0);
 	cr_assert_eq(t, 0);
-	cr_assert_eq(strata_http_date_parse("Tue, 29 Feb 2000 23:59:59 GMT",
+	cr_assert_eq(strata_cond_date_parse("Tue, 29 Feb 2000 23:59:59 GMT",
 					    &t), 0);
 	cr_assert_eq(t, 951868799);
-	cr_assert_eq(strata_http_date_parse("Sat, 31 Dec 2016 23:59:60 GMT",
+	cr_assert_eq(strata_cond_date_parse("Sat, 31 Dec 2016 23:59:60 GMT",
 					    &t), 0);        /* leap second */
 	cr_assert_eq(t, 1483228800);
-	cr_assert_eq(strata_http_date_parse("Thu, 01-Jan-70 00:00:00 GMT",
+	cr_assert_eq(strata_cond_date_parse("Thu, 01-Jan-70 00:00:00 GMT",
 					    &t), -EINVAL);  /* short name */
-	cr_assert_eq(strata_http_date_parse("Wednesday, 09-Jun-21 10:18:14 GMT",
+	cr_assert_eq(strata_cond_date_parse("Wednesday, 09-Jun-21 10:18:14 GMT",
 					    &t), 0);        /* 2-digit: 2021 */
 	cr_assert_eq(t, 1623233894);
-	cr_assert_eq(strata_http_date_parse("Thu Jan 15 00:00:00 2015", &t), 0);
+	cr_assert_eq(strata_cond_date_parse("Thu Jan 15 00:00:00 2015", &t), 0);
 	cr_assert_eq(t, 1421280000);
 
 	static const char *const bad[] = {
@@ -213,9 +213,9 @@ Test(conditional, http_date_edges)
 		"Funday, 06-Nov-94 08:49:37 GMT",
 	};
 	for (size_t i = 0; i < N_OF(bad); i++)
-		cr_assert_eq(strata_http_date_parse(bad[i], &t), -EINVAL, "%s",
+		cr_assert_eq(strata_cond_date_parse(bad[i], &t), -EINVAL, "%s",
 			     bad[i]);
-	cr_assert_eq(strata_http_date_parse(NULL, &t), -EINVAL);
+	cr_assert_eq(strata_cond_date_parse(NULL, &t), -EINVAL);
 }
 
 /* ---- evaluation ---------------------------------------------------------- */
