@@ -42,10 +42,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "cache/conditional.h"
 #include "cache/entry.h"
 #include "cache/flight.h"
 #include "cache/key.h"
 #include "cache/policy.h"
+#include "cache/range.h"
 #include "core/http.h"
 #include "core/log.h"
 #include "core/pool.h"
@@ -238,16 +240,106 @@ static enum MHD_Result answer_upstream_error(struct MHD_Connection *conn,
 	}
 }
 
-/* Answer from an entry: a hit, a fresh miss, or a waiter's share. */
+/* The request headers that make an answer from an entry conditional or
+ * partial, found in one pass over the request's headers. */
+struct cond_scan {
+	struct strata_cond_request cond;
+	const char *range;
+	const char *if_range;
+	bool any;
+};
+
+static enum MHD_Result cond_cb(void *cls, enum MHD_ValueKind kind,
+			       const char *name, const char *value)
+{
+	struct cond_scan *c = cls;
+	const char **slot = NULL;
+
+	(void)kind;
+	if ((name[0] | 0x20) == 'i' && (name[1] | 0x20) == 'f' &&
+	    name[2] == '-') {
+		if (strcasecmp(name, "If-None-Match") == 0)
+			slot = &c->cond.if_none_match;
+		else if (strcasecmp(name, "If-Modified-Since") == 0)
+			slot = &c->cond.if_modified_since;
+		else if (strcasecmp(name, "If-Match") == 0)
+			slot = &c->cond.if_match;
+		else if (strcasecmp(name, "If-Unmodified-Since") == 0)
+			slot = &c->cond.if_unmodified_since;
+		else if (strcasecmp(name, "If-Range") == 0)
+			slot = &c->if_range;
+	} else if (strcasecmp(name, "Range") == 0) {
+		slot = &c->range;
+	}
+	if (slot != NULL && *slot == NULL) {
+		*slot = value;
+		c->any = true;
+	}
+	return MHD_YES;
+}
+
+/*
+ * Answer from an entry: a hit, a fresh miss, or a waiter's share.  A
+ * conditional request is answered 304 (or 412) from the entry's
+ * validators (RFC 9110 section 13.2.2, conditional.h); a Range request
+ * on a whole 200 gets 206 or 416 (RFC 9110 section 14, range.h).
+ */
 static enum MHD_Result answer_entry(struct request *rq,
 				    const char *cache_status)
 {
-	int rc = strata_reply_entry(rq->conn, rq->entry, cache_status,
-				    strata_wall_ms(), &rq->status);
+	struct strata_entry *e = rq->entry;
+	struct cond_scan c = {.cond.method = rq->method};
+	struct strata_range_plan plan = {.kind = STRATA_RANGE_WHOLE};
+	int64_t now = strata_wall_ms();
+	bool head = strcmp(rq->method, "HEAD") == 0;
+	int rc;
 
 	rq->cache_status = cache_status;
 	rq->phase = PHASE_ANSWERED;
-	rq->bytes = strcmp(rq->method, "HEAD") == 0 ? 0 : rq->entry->body_len;
+	MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, cond_cb, &c);
+	if (c.any) {
+		struct strata_cond_stored stored = {
+			.status = e->status,
+			.etag = strata_entry_header(e, "ETag"),
+			.last_modified = strata_entry_header(e,
+							     "Last-Modified"),
+			.date = strata_entry_header(e, "Date"),
+			.received_ms = e->created,
+		};
+
+		switch (strata_conditional_evaluate(&c.cond, &stored)) {
+		case STRATA_COND_NOT_MODIFIED:
+			rq->bytes = 0;
+			rc = strata_reply_not_modified(rq->conn, e,
+						       cache_status, now,
+						       &rq->status);
+			return rc == 0 ? MHD_YES : MHD_NO;
+		case STRATA_COND_PRECONDITION_FAILED:
+			return answer(rq->conn, rq,
+				      MHD_HTTP_PRECONDITION_FAILED,
+				      "precondition failed\n");
+		case STRATA_COND_NONE:
+			break;
+		}
+		if (c.range != NULL && e->status == 200 &&
+		    strcmp(rq->method, "GET") == 0 &&
+		    (c.if_range == NULL ||
+		     strata_conditional_if_range(c.if_range, &stored)))
+			strata_range_parse(c.range, e->body_len, &plan);
+	}
+	if (plan.kind != STRATA_RANGE_WHOLE) {
+		rq->bytes = 0;
+		for (size_t i = 0; plan.kind != STRATA_RANGE_UNSATISFIABLE &&
+				   i < plan.n;
+		     i++)
+			rq->bytes += plan.parts[i].last - plan.parts[i].first +
+				     1;
+		rc = strata_reply_range(rq->conn, e, &plan, cache_status, now,
+					&rq->status);
+		return rc == 0 ? MHD_YES : MHD_NO;
+	}
+	rc = strata_reply_entry(rq->conn, e, cache_status, now, &rq->status);
+	rq->bytes = head ? 0 : e->body_len;
 	return rc == 0 ? MHD_YES : MHD_NO;
 }
 
@@ -282,6 +374,7 @@ static const char *client_of(struct request *rq)
 
 struct header_scan {
 	struct strata_headers *out;
+	bool for_cache;     /* a fill: ask for the whole representation */
 	char *connection;   /* the client's Connection tokens, joined */
 	char *xff;          /* the client's X-Forwarded-For values, joined */
 	char *via;          /* the client's Via values, joined */
@@ -333,6 +426,25 @@ static bool replaced_header(const char *name)
 	return false;
 }
 
+/*
+ * Headers that would make the origin answer this client rather than the
+ * cache: validators and ranges.  A fill asks without them, so the entry
+ * is the whole representation, and the cache answers the client's
+ * conditions itself (answer_entry()).
+ */
+static bool conditional_header(const char *name)
+{
+	static const char *const names[] = {
+		"If-None-Match", "If-Modified-Since", "If-Match",
+		"If-Unmodified-Since", "If-Range", "Range",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i]) == 0)
+			return true;
+	return false;
+}
+
 static enum MHD_Result scan_header_cb(void *cls, enum MHD_ValueKind kind,
 				      const char *name, const char *value)
 {
@@ -346,7 +458,8 @@ static enum MHD_Result scan_header_cb(void *cls, enum MHD_ValueKind kind,
 	else if (strcasecmp(name, "Via") == 0)
 		scan->rc = join(&scan->via, value);
 	else if (!strata_http_is_hop_by_hop(name, scan->connection) &&
-		 !replaced_header(name))
+		 !replaced_header(name) &&
+		 !(scan->for_cache && conditional_header(name)))
 		scan->rc = strata_headers_add(scan->out, name, value);
 	return MHD_YES;
 }
@@ -361,9 +474,9 @@ static const char *via_version(const char *version)
 
 static int forwarded_headers(struct strata_front *front, struct request *rq,
 			     struct MHD_Connection *conn, const char *version,
-			     struct strata_headers *out)
+			     bool for_cache, struct strata_headers *out)
 {
-	struct header_scan scan = { .out = out };
+	struct header_scan scan = { .out = out, .for_cache = for_cache };
 	const char *host =
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
 	char via[64], traceparent[STRATA_TRACEPARENT_LEN + 1];
@@ -457,7 +570,7 @@ static int start_exchange(struct strata_front *front, struct request *rq,
 	req.target = strdup(rq->target);
 	rc = (req.method == NULL || req.target == NULL) ? -ENOMEM : 0;
 	if (rc == 0)
-		rc = forwarded_headers(front, rq, rq->conn, version,
+		rc = forwarded_headers(front, rq, rq->conn, version, collect,
 				       &req.headers);
 	if (rc == 0) {
 		req.body = rq->body;

@@ -38,4 +38,27 @@ int strata_reply_entry(struct MHD_Connection *conn, struct strata_entry *e,
 		       const char *cache_status, int64_t now,
 		       unsigned *status);
 
+/*
+ * 304 Not Modified for `e`: only the headers RFC 9110 section 15.4.5 lets
+ * a 304 carry (strata_conditional_304_keeps()), plus Age, Via and
+ * Cache-Status; no body.  Returns as strata_reply_entry().
+ */
+int strata_reply_not_modified(struct MHD_Connection *conn,
+			      struct strata_entry *e, const char *cache_status,
+			      int64_t now, unsigned *status);
+
+struct strata_range_plan;
+
+/*
+ * A Range answer from `e` (a 200 with the whole body stored) for a plan
+ * of kind ONE (206, the slice sent from the entry without a copy), MULTI
+ * (206 multipart/byteranges; the parts are copied into one buffer) or
+ * UNSATISFIABLE (416 with "Content-Range: bytes <star>/N").  Returns as
+ * strata_reply_entry().
+ */
+int strata_reply_range(struct MHD_Connection *conn, struct strata_entry *e,
+		       const struct strata_range_plan *plan,
+		       const char *cache_status, int64_t now,
+		       unsigned *status);
+
 #endif /* STRATA_FRONT_REPLY_H */

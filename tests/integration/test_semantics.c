@@ -153,3 +153,137 @@ Test(semantics, location_and_content_location_of_the_same_origin_go_too)
 	a = req("GET", "/doc/elsewhere", NULL);
 	cr_expect(has(&a, "hit"), "%s", a.cache_status);
 }
+
+/* --- conditional requests answered from the cache (RFC 9110 s. 13) ---------- */
+
+struct full {
+	long status;
+	struct client_response r;
+};
+
+static struct full fetch_full(const char *path, const char *const *headers)
+{
+	struct full f;
+	char url[1024];
+
+	proc_url(strata, path, url, sizeof(url));
+	f.status = client_request("GET", url, headers, NULL, 0, &f.r);
+	return f;
+}
+
+Test(semantics, if_none_match_gets_304_from_the_cache)
+{
+	const char *const routes[] = {"--route", "/doc/*=60s", NULL};
+	struct full f;
+
+	start(routes);
+	req("GET", "/doc/v", NULL);
+	f = fetch_full("/doc/v", (const char *[]){"If-None-Match: \"doc-v1\"",
+						  NULL});
+	cr_expect_eq(f.status, 304);
+	cr_expect_eq(f.r.body_len, 0);
+	cr_expect_str_eq(client_header(&f.r, "ETag"), "\"doc-v1\"");
+	cr_expect_null(client_header(&f.r, "Content-Type"),
+		       "a 304 carries only the headers RFC 9110 allows");
+	cr_expect(strstr(client_header(&f.r, "Cache-Status"), "hit") != NULL);
+	client_response_free(&f.r);
+	/* Weak comparison, and a list. */
+	f = fetch_full("/doc/v", (const char *[]){
+		"If-None-Match: \"other\", W/\"doc-v1\"", NULL});
+	cr_expect_eq(f.status, 304);
+	client_response_free(&f.r);
+	/* No match: the whole answer. */
+	f = fetch_full("/doc/v", (const char *[]){"If-None-Match: \"nope\"",
+						  NULL});
+	cr_expect_eq(f.status, 200);
+	cr_expect_gt(f.r.body_len, 0);
+	client_response_free(&f.r);
+	cr_expect_eq(origin_count_prefix(origin, "/doc/v"), 1);
+}
+
+Test(semantics, a_conditional_miss_is_filled_whole_then_answered_304)
+{
+	const char *const routes[] = {"--route", "/doc/*=60s", NULL};
+	const struct origin_request *last;
+	struct full f;
+
+	start(routes);
+	f = fetch_full("/doc/first", (const char *[]){
+		"If-None-Match: \"doc-v1\"", "Range: bytes=0-1", NULL});
+	cr_expect_eq(f.status, 304);
+	client_response_free(&f.r);
+	last = origin_last(origin);
+	cr_assert_not_null(last);
+	cr_expect_null(origin_header(last, "If-None-Match"),
+		       "the fill must ask for the whole representation");
+	cr_expect_null(origin_header(last, "Range"));
+	/* Stored whole: a plain GET is a hit with the full body. */
+	f = fetch_full("/doc/first", NULL);
+	cr_expect_eq(f.status, 200);
+	cr_expect(strstr(f.r.body, "/doc/first") != NULL);
+	client_response_free(&f.r);
+}
+
+Test(semantics, if_modified_since_gets_304)
+{
+	const char *const routes[] = {"--route", "/doc/*=60s", NULL};
+	struct full f;
+
+	start(routes);
+	req("GET", "/doc/ims", NULL);
+	f = fetch_full("/doc/ims", (const char *[]){
+		"If-Modified-Since: Fri, 01 Jan 2100 00:00:00 GMT", NULL});
+	cr_expect_eq(f.status, 304);
+	client_response_free(&f.r);
+	f = fetch_full("/doc/ims", (const char *[]){
+		"If-Modified-Since: Thu, 01 Jan 1970 00:00:00 GMT", NULL});
+	cr_expect_eq(f.status, 200);
+	client_response_free(&f.r);
+}
+
+/* --- ranges from a complete cached entry (RFC 9110 s. 14) ------------------- */
+
+Test(semantics, range_requests_are_served_from_the_entry)
+{
+	const char *const routes[] = {"--route", "/doc/*=60s", NULL};
+	struct full f;
+
+	start(routes);
+	req("GET", "/doc/range", NULL); /* {"target":"/doc/range"}\n */
+	f = fetch_full("/doc/range", (const char *[]){"Range: bytes=0-9",
+						      NULL});
+	cr_expect_eq(f.status, 206);
+	cr_expect_eq(f.r.body_len, 10);
+	cr_expect_eq(strncmp(f.r.body, "{\"target\":", 10), 0, "%s", f.r.body);
+	cr_expect_str_eq(client_header(&f.r, "Content-Range"), "bytes 0-9/24");
+	client_response_free(&f.r);
+
+	f = fetch_full("/doc/range", (const char *[]){"Range: bytes=-2", NULL});
+	cr_expect_eq(f.status, 206);
+	cr_expect_eq(f.r.body_len, 2);
+	cr_expect_str_eq(client_header(&f.r, "Content-Range"),
+			 "bytes 22-23/24");
+	client_response_free(&f.r);
+
+	f = fetch_full("/doc/range", (const char *[]){
+		"Range: bytes=0-1,5-6", NULL});
+	cr_expect_eq(f.status, 206);
+	cr_expect(strncmp(client_header(&f.r, "Content-Type"),
+			  "multipart/byteranges; boundary=", 31) == 0,
+		  "%s", client_header(&f.r, "Content-Type"));
+	cr_expect(strstr(f.r.body, "Content-Range: bytes 5-6/24") != NULL);
+	client_response_free(&f.r);
+
+	f = fetch_full("/doc/range", (const char *[]){"Range: bytes=100-",
+						      NULL});
+	cr_expect_eq(f.status, 416);
+	cr_expect_str_eq(client_header(&f.r, "Content-Range"), "bytes */24");
+	client_response_free(&f.r);
+
+	/* If-Range with another validator: the whole answer. */
+	f = fetch_full("/doc/range", (const char *[]){
+		"Range: bytes=0-1", "If-Range: \"other\"", NULL});
+	cr_expect_eq(f.status, 200);
+	client_response_free(&f.r);
+	cr_expect_eq(origin_count_prefix(origin, "/doc/range"), 1);
+}
