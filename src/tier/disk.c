@@ -1918,9 +1918,28 @@ void strata_disk_close(struct strata_disk **diskp)
 
 /* --- reading -------------------------------------------------------------- */
 
+static int lookup(struct strata_disk *disk, const struct strata_key *key,
+		  const char *key_text, size_t key_len, int64_t now,
+		  bool stale_ok, struct strata_entry **out);
+
 int strata_disk_lookup(struct strata_disk *disk, const struct strata_key *key,
 		       const char *key_text, size_t key_len, int64_t now,
 		       struct strata_entry **out)
+{
+	return lookup(disk, key, key_text, key_len, now, false, out);
+}
+
+int strata_disk_lookup_kept(struct strata_disk *disk,
+			    const struct strata_key *key,
+			    const char *key_text, size_t key_len, int64_t now,
+			    struct strata_entry **out)
+{
+	return lookup(disk, key, key_text, key_len, now, true, out);
+}
+
+static int lookup(struct strata_disk *disk, const struct strata_key *key,
+		  const char *key_text, size_t key_len, int64_t now,
+		  bool stale_ok, struct strata_entry **out)
 {
 	MDB_val k = { STRATA_KEY_HASH_LEN, (void *)key->hash }, v;
 	struct disk_reader *reader;
@@ -1950,7 +1969,7 @@ int strata_disk_lookup(struct strata_disk *disk, const struct strata_key *key,
 	/* Same hash, other text: a collision costs a miss. */
 	if (e->key_len != key_len || memcmp(e->key_text, key_text, key_len))
 		goto out;
-	if (!strata_entry_fresh(e, now))
+	if (stale_ok ? now >= e->keep_until : !strata_entry_fresh(e, now))
 		goto out;
 	*out = e;
 	e = NULL;

@@ -121,6 +121,13 @@ int strata_disk_lookup(struct strata_disk *disk, const struct strata_key *key,
 		       const char *key_text, size_t key_len, int64_t now,
 		       struct strata_entry **out);
 
+/* As strata_disk_lookup(), but a stale entry still kept (now <
+ * keep_until) is returned too (see strata_mem_lookup_kept()). */
+int strata_disk_lookup_kept(struct strata_disk *disk,
+			    const struct strata_key *key,
+			    const char *key_text, size_t key_len, int64_t now,
+			    struct strata_entry **out);
+
 /*
  * Queue `e` for storing (a reference is taken until written).  Returns 0,
  * or STRATA_EUNAVAIL when the queue is full (dropped, counted).

@@ -479,9 +479,28 @@ static void expire_lazily(struct strata_mem *mem, struct mem_node *node)
 	pthread_mutex_unlock(&mem->lock);
 }
 
+static int lookup(struct strata_mem *mem, const struct strata_key *key,
+		  const char *key_text, size_t key_len, int64_t now,
+		  bool stale_ok, struct strata_entry **out);
+
 int strata_mem_lookup(struct strata_mem *mem, const struct strata_key *key,
 		      const char *key_text, size_t key_len, int64_t now,
 		      struct strata_entry **out)
+{
+	return lookup(mem, key, key_text, key_len, now, false, out);
+}
+
+int strata_mem_lookup_kept(struct strata_mem *mem,
+			   const struct strata_key *key, const char *key_text,
+			   size_t key_len, int64_t now,
+			   struct strata_entry **out)
+{
+	return lookup(mem, key, key_text, key_len, now, true, out);
+}
+
+static int lookup(struct strata_mem *mem, const struct strata_key *key,
+		  const char *key_text, size_t key_len, int64_t now,
+		  bool stale_ok, struct strata_entry **out)
 {
 	struct mem_stripe *stripe;
 	struct cds_lfht_iter iter;
@@ -507,11 +526,12 @@ int strata_mem_lookup(struct strata_mem *mem, const struct strata_key *key,
 	/* Same hash, other text: a collision costs a miss. */
 	if (e->key_len != key_len || memcmp(e->key_text, key_text, key_len))
 		goto out;
-	if (!strata_entry_fresh(e, now)) {
-		if (now >= e->keep_until)
-			expire_lazily(mem, node);
+	if (now >= e->keep_until) {
+		expire_lazily(mem, node);
 		goto out;
 	}
+	if (!stale_ok && !strata_entry_fresh(e, now))
+		goto out;
 	/* Relaxed: the CLOCK bit is a hint read by the hand under the lock;
 	 * pairs with nothing.  Test first so hot entries stay clean. */
 	if (!atomic_load_explicit(&node->referenced, memory_order_relaxed))

@@ -59,6 +59,16 @@ int strata_mem_lookup(struct strata_mem *mem, const struct strata_key *key,
 		      struct strata_entry **out);
 
 /*
+ * As strata_mem_lookup(), but a stale entry still kept (now < keep_until)
+ * is returned too: the caller decides whether it may serve it (stale
+ * windows) or revalidate it.  Counted like a lookup.
+ */
+int strata_mem_lookup_kept(struct strata_mem *mem,
+			   const struct strata_key *key, const char *key_text,
+			   size_t key_len, int64_t now,
+			   struct strata_entry **out);
+
+/*
  * The entry under `key` (by hash alone), fresh or not, without counting a
  * hit or a miss or marking it recently used: for inspection (the admin
  * API).  Returns 0 with a new reference in *out, or STRATA_EMISS.
