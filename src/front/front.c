@@ -120,6 +120,8 @@ struct request {
 	char *key_text;            /* key_inline, or malloc'd when longer */
 	size_t key_len;
 	struct strata_entry *entry;      /* the answer, once known */
+	struct strata_entry *stale;      /* a kept, stale entry for this key
+					    (stale-if-error, revalidation) */
 	struct strata_flight *flight;    /* while leading one */
 	struct strata_flight_waiter waiter;
 	enum strata_flight_outcome outcome;
@@ -715,6 +717,9 @@ static void fetch_ended(struct strata_front *front, struct request *rq,
  */
 static enum MHD_Result fetched(struct strata_front *front,
 			       struct request *rq);
+static enum MHD_Result upstream_failed(struct strata_front *front,
+				       struct request *rq, int err,
+				       unsigned status);
 
 static enum MHD_Result fetch(struct strata_front *front, struct request *rq,
 			     const char *method, const char *version,
@@ -735,10 +740,7 @@ static enum MHD_Result fetch(struct strata_front *front, struct request *rq,
 		rc = start_exchange(front, rq, method, version, collect);
 	if (rc != 0) {
 		fetch_ended(front, rq, 0, rc);
-		if (rq->flight != NULL)
-			strata_flight_end(front->flights, &rq->flight,
-					  STRATA_FLIGHT_ERROR, NULL, rc);
-		return answer_upstream_error(rq->conn, rq, rc);
+		return upstream_failed(front, rq, rc, 0);
 	}
 	rq->phase = PHASE_FETCH;
 	/* A handler may already be done: fetched() parks only if not. */
@@ -853,19 +855,79 @@ static void lookup(struct strata_front *front, struct request *rq)
 	 * may be purged ones, so only Redis and the origin answer. */
 	if (front->fleet != NULL && !strata_fleet_local_ok(front->fleet))
 		return;
-	if (strata_mem_lookup(front->mem, &rq->key, rq->key_text, rq->key_len,
-			      now, &rq->entry) == 0) {
-		strata_entry_hit(rq->entry);
-		hit_status(rq, now, "memory");
+	if (strata_mem_lookup_kept(front->mem, &rq->key, rq->key_text,
+				   rq->key_len, now, &rq->entry) == 0) {
+		if (strata_entry_fresh(rq->entry, now)) {
+			strata_entry_hit(rq->entry);
+			hit_status(rq, now, "memory");
+			return;
+		}
+		/* Stale but kept: a miss that may fall back on it. */
+		rq->stale = rq->entry;
+		rq->entry = NULL;
 		return;
 	}
 	if (front->disk == NULL ||
-	    strata_disk_lookup(front->disk, &rq->key, rq->key_text,
-			       rq->key_len, now, &rq->entry) != 0)
+	    strata_disk_lookup_kept(front->disk, &rq->key, rq->key_text,
+				    rq->key_len, now, &rq->entry) != 0)
 		return;
 	strata_mem_store(front->mem, rq->entry); /* too big for memory: fine */
+	if (!strata_entry_fresh(rq->entry, now)) {
+		rq->stale = rq->entry;
+		rq->entry = NULL;
+		return;
+	}
 	strata_entry_hit(rq->entry);
 	hit_status(rq, now, "disk");
+}
+
+/*
+ * stale-if-error (RFC 5861, the route's stale_if_error): whether the
+ * kept stale entry may answer now that the upstream failed.
+ */
+static bool stale_if_error_ok(const struct request *rq, int64_t now)
+{
+	uint64_t window;
+
+	if (rq->stale == NULL || rq->route == NULL)
+		return false;
+	window = rq->route->stale_if_error_ms;
+	return window > 0 && now < rq->stale->expires + (int64_t)window &&
+	       now < rq->stale->keep_until;
+}
+
+/*
+ * The upstream failed (`err`, or answered `status` >= 500 when err is
+ * 0): answer the kept stale entry when stale-if-error allows, sharing it
+ * with the flight's waiters; otherwise the error.
+ */
+static enum MHD_Result upstream_failed(struct strata_front *front,
+				       struct request *rq, int err,
+				       unsigned status)
+{
+	if (stale_if_error_ok(rq, strata_wall_ms())) {
+		if (status != 0)
+			snprintf(rq->status_buf, sizeof(rq->status_buf),
+				 "strata; fwd=stale; fwd-status=%u; "
+				 "detail=stale-if-error",
+				 status);
+		else
+			snprintf(rq->status_buf, sizeof(rq->status_buf),
+				 "strata; fwd=stale; detail=stale-if-error");
+		strata_entry_release(&rq->entry);
+		rq->entry = rq->stale;
+		rq->stale = NULL;
+		if (rq->flight != NULL)
+			strata_flight_end(front->flights, &rq->flight,
+					  STRATA_FLIGHT_ENTRY, rq->entry, 0);
+		return answer_entry(rq, rq->status_buf);
+	}
+	if (status != 0)
+		return MHD_NO; /* not reached: callers check first */
+	if (rq->flight != NULL)
+		strata_flight_end(front->flights, &rq->flight,
+				  STRATA_FLIGHT_ERROR, NULL, err);
+	return answer_upstream_error(rq->conn, rq, err);
 }
 
 /* Whether a peeked entry answers this request now. */
@@ -1103,6 +1165,26 @@ static size_t parse_tags(const char *value, char *buf, size_t cap,
 	return n;
 }
 
+/*
+ * How long past expiry an entry is kept, in every tier: the route's stale
+ * windows, and for an entry with a validator (ETag, Last-Modified) the
+ * route's `keep`, so that it can be revalidated rather than fetched
+ * whole (never served stale without revalidation on that account).
+ */
+static int64_t keep_ms(const struct strata_route *route,
+		       const struct strata_headers *headers)
+{
+	uint64_t keep = route->stale_while_revalidate_ms;
+
+	if (route->stale_if_error_ms > keep)
+		keep = route->stale_if_error_ms;
+	if ((strata_headers_get(headers, "ETag") != NULL ||
+	     strata_headers_get(headers, "Last-Modified") != NULL) &&
+	    route->keep_ms > keep)
+		keep = route->keep_ms;
+	return (int64_t)keep;
+}
+
 /* The origin's Age header in milliseconds (0 when absent or invalid). */
 static int64_t age_on_arrival_ms(const struct strata_headers *headers)
 {
@@ -1150,6 +1232,8 @@ static enum MHD_Result complete(struct strata_front *front,
 
 	fetch_ended(front, rq, status, 0);
 	invalidate_after(front, rq, status, headers);
+	if (status >= 500 && stale_if_error_ok(rq, now))
+		return upstream_failed(front, rq, 0, status);
 	if (rq->cacheable && front->tags_header != NULL) {
 		p.n_tags = parse_tags(strata_headers_get(headers,
 							 front->tags_header),
@@ -1171,6 +1255,7 @@ static enum MHD_Result complete(struct strata_front *front,
 		    body_len > front->cfg.max_object_size)
 			verdict = STRATA_STORE_STATUS; /* a handler's big body */
 		p.expires = now + (int64_t)rq->route->ttl_ms;
+		p.keep_until = p.expires + keep_ms(rq->route, headers);
 	}
 	if (rc == 0)
 		rc = strata_entry_new(&p, &rq->entry);
@@ -1243,10 +1328,7 @@ static enum MHD_Result fetched(struct strata_front *front, struct request *rq)
 	}
 	if (rc != 0) {
 		fetch_ended(front, rq, 0, rc);
-		if (rq->flight != NULL)
-			strata_flight_end(front->flights, &rq->flight,
-					  STRATA_FLIGHT_ERROR, NULL, rc);
-		return answer_upstream_error(rq->conn, rq, rc);
+		return upstream_failed(front, rq, rc, 0);
 	}
 	rq->phase = PHASE_ANSWERED;
 	return MHD_YES;
@@ -1266,7 +1348,7 @@ static enum MHD_Result joined(struct strata_front *front, struct request *rq,
 		return fetch(front, rq, method, version, false);
 	case STRATA_FLIGHT_ERROR:
 	default:
-		return answer_upstream_error(rq->conn, rq, rq->flight_error);
+		return upstream_failed(front, rq, rq->flight_error, 0);
 	}
 }
 
@@ -1507,6 +1589,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	strata_log_access(&line);
 	rq->magic = 0;
 	strata_entry_release(&rq->entry);
+	strata_entry_release(&rq->stale);
 	if (rq->job != NULL) {
 		strata_handler_job_clear(rq->job);
 		free(rq->job);

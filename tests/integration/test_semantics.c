@@ -287,3 +287,50 @@ Test(semantics, range_requests_are_served_from_the_entry)
 	client_response_free(&f.r);
 	cr_expect_eq(origin_count_prefix(origin, "/doc/range"), 1);
 }
+
+/* --- stale content ------------------------------------------------------------- */
+
+/* Start strata with a YAML file holding `routes_yaml` (a routes: block). */
+static void start_yaml(const char *routes_yaml, char *path, size_t cap)
+{
+	const char *args[] = {"-c", path, NULL};
+	FILE *f;
+	int fd;
+
+	snprintf(path, cap, "/tmp/strata-semantics-XXXXXX.yaml");
+	fd = mkstemps(path, 5);
+	cr_assert_geq(fd, 0);
+	f = fdopen(fd, "w");
+	cr_assert_not_null(f);
+	fputs(routes_yaml, f);
+	fclose(f);
+	start(args);
+}
+
+Test(semantics, stale_if_error_serves_the_kept_entry_when_the_origin_is_gone)
+{
+	char path[64];
+	struct answer a, b;
+
+	start_yaml("routes:\n"
+		   "  - path: /doc/*\n"
+		   "    ttl: 1s\n"
+		   "    stale_if_error: 1m\n"
+		   "  - path: /echo/*\n"
+		   "    ttl: 1s\n",
+		   path, sizeof(path));
+	a = req("GET", "/doc/sie", NULL);
+	cr_assert(has(&a, "stored"), "%s", a.cache_status);
+	req("GET", "/echo/nosie", NULL);
+	usleep((useconds_t)proc_scaled_ms(1300) * 1000); /* both expire */
+	origin_stop(&origin);                            /* refused now */
+	b = req("GET", "/doc/sie", NULL);
+	cr_expect_eq(b.status, 200);
+	cr_expect_str_eq(b.body, a.body);
+	cr_expect(has(&b, "fwd=stale") && has(&b, "stale-if-error"), "%s",
+		  b.cache_status);
+	/* Without the window: the error. */
+	b = req("GET", "/echo/nosie", NULL);
+	cr_expect_eq(b.status, 502);
+	unlink(path);
+}
