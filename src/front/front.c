@@ -73,6 +73,8 @@
 #define CACHE_STATUS_MISS "strata; fwd=miss"
 #define CACHE_STATUS_STORED "strata; fwd=miss; stored"
 #define CACHE_STATUS_COLLAPSED "strata; fwd=miss; collapsed"
+/* A stale entry revalidated upstream: 304, refreshed and stored. */
+#define CACHE_STATUS_REVALIDATED "strata; fwd=stale; fwd-status=304; stored"
 /* Waited for another instance's fill of the same key (fleet coalescing). */
 #define CACHE_STATUS_FLEET "strata; fwd=miss; collapsed; detail=redis"
 
@@ -134,6 +136,9 @@ struct request {
 	char *tracestate;          /* forwarded with traceparent; NULL */
 	struct strata_trace trace; /* what this request forwards */
 	bool fleet_lock;           /* holds the key's fleet lock in Redis */
+	bool revalidating;         /* the fill sent the stale entry's
+				      validators upstream */
+	bool revalidated;          /* ... and the upstream said 304 */
 	pthread_mutex_t park_lock; /* guards parked and woken */
 	bool parked;
 	bool woken;
@@ -474,6 +479,28 @@ static const char *via_version(const char *version)
 	return "1.1";
 }
 
+/*
+ * Revalidation (RFC 9111 section 4.3.1): a fill for a key whose kept,
+ * stale entry has a validator asks the upstream conditionally, so that
+ * an unchanged representation comes back as a 304 without its body.
+ */
+static int add_validators(struct request *rq, struct strata_headers *out)
+{
+	const char *etag, *lm;
+	int rc = 0;
+
+	if (rq->stale == NULL || strcmp(rq->method, "POST") == 0)
+		return 0;
+	etag = strata_entry_header(rq->stale, "ETag");
+	lm = strata_entry_header(rq->stale, "Last-Modified");
+	if (etag != NULL)
+		rc = strata_headers_add(out, "If-None-Match", etag);
+	if (rc == 0 && lm != NULL)
+		rc = strata_headers_add(out, "If-Modified-Since", lm);
+	rq->revalidating = rc == 0 && (etag != NULL || lm != NULL);
+	return rc;
+}
+
 static int forwarded_headers(struct strata_front *front, struct request *rq,
 			     struct MHD_Connection *conn, const char *version,
 			     bool for_cache, struct strata_headers *out)
@@ -504,6 +531,8 @@ static int forwarded_headers(struct strata_front *front, struct request *rq,
 		rc = join(&scan.via, via);
 	if (rc == 0)
 		rc = strata_headers_add(out, "Via", scan.via);
+	if (rc == 0 && for_cache)
+		rc = add_validators(rq, out);
 	if (rc == 0 && strata_trace_format(&rq->trace, traceparent) > 0)
 		rc = strata_headers_add(out, "traceparent", traceparent);
 	if (rc == 0 && rq->tracestate != NULL)
@@ -1208,6 +1237,53 @@ static int64_t age_on_arrival_ms(const struct strata_headers *headers)
 static enum MHD_Result complete(struct strata_front *front,
 				struct request *rq, unsigned status,
 				const struct strata_headers *headers,
+				const char *body, size_t body_len);
+
+/*
+ * The upstream answered our revalidation with 304: the stale entry is
+ * still good.  Its stored headers are updated with the 304's (RFC 9111
+ * section 3.2: all but Content-Length), and the result, with the stored
+ * body and status, goes through the normal path: a new entry with a new
+ * expiry, stored in every tier, answering this request and the waiters.
+ * The body is not transferred again.
+ */
+static enum MHD_Result complete_revalidated(struct strata_front *front,
+					    struct request *rq,
+					    const struct strata_headers *h304)
+{
+	struct strata_headers merged = {0};
+	struct strata_headers e2e = {0};
+	struct strata_entry *old = rq->stale;
+	enum MHD_Result ok;
+	int rc = strata_http_end_to_end(h304, &e2e);
+
+	for (size_t i = 0; rc == 0 && i < old->n_headers; i++)
+		if (strata_headers_get(&e2e, old->headers[i].name) == NULL)
+			rc = strata_headers_add(&merged, old->headers[i].name,
+						old->headers[i].value);
+	for (size_t i = 0; rc == 0 && i < e2e.n; i++)
+		if (strcasecmp(e2e.v[i].name, "Content-Length") != 0)
+			rc = strata_headers_add(&merged, e2e.v[i].name,
+						e2e.v[i].value);
+	strata_headers_clear(&e2e);
+	if (rc != 0) {
+		strata_headers_clear(&merged);
+		return upstream_failed(front, rq, rc, 0);
+	}
+	rq->revalidating = false;
+	rq->revalidated = true;
+	/* Keep the old entry alive: its body is the new entry's source. */
+	rq->stale = NULL;
+	ok = complete(front, rq, old->status, &merged, old->body,
+		      old->body_len);
+	strata_headers_clear(&merged);
+	strata_entry_release(&old);
+	return ok;
+}
+
+static enum MHD_Result complete(struct strata_front *front,
+				struct request *rq, unsigned status,
+				const struct strata_headers *headers,
 				const char *body, size_t body_len)
 {
 	struct strata_headers e2e = { 0 };
@@ -1230,6 +1306,10 @@ static enum MHD_Result complete(struct strata_front *front,
 	char tag_buf[4096];
 	int rc = strata_http_end_to_end(headers, &e2e);
 
+	if (status == 304 && rq->revalidating && rq->stale != NULL) {
+		fetch_ended(front, rq, status, 0);
+		return complete_revalidated(front, rq, headers);
+	}
 	fetch_ended(front, rq, status, 0);
 	invalidate_after(front, rq, status, headers);
 	if (status >= 500 && stale_if_error_ok(rq, now))
@@ -1269,7 +1349,8 @@ static enum MHD_Result complete(struct strata_front *front,
 	}
 	if (rq->cacheable && verdict == STRATA_STORE_OK &&
 	    store(front, rq, rq->entry))
-		rq->cache_status = CACHE_STATUS_STORED;
+		rq->cache_status = rq->revalidated ? CACHE_STATUS_REVALIDATED
+						   : CACHE_STATUS_STORED;
 	else
 		verdict = verdict == STRATA_STORE_OK ? STRATA_STORE_STATUS
 						     : verdict;

@@ -594,6 +594,20 @@ static enum MHD_Result respond(struct origin *o, struct MHD_Connection *conn,
 	}
 	if (strncmp(t, "/doc", 4) == 0)
 		return queue(conn, MHD_HTTP_OK, doc(t), r->seq);
+	if (strncmp(t, "/validated", 10) == 0) {
+		const char *inm = origin_header(r, "If-None-Match");
+		struct MHD_Response *resp;
+
+		if (inm == NULL || strstr(inm, "\"doc-v1\"") == NULL)
+			return queue(conn, MHD_HTTP_OK, doc(t), r->seq);
+		/* Unchanged: a 304 with the validator and a fresh header. */
+		resp = text("", "application/json");
+		if (resp != NULL) {
+			MHD_add_response_header(resp, "ETag", "\"doc-v1\"");
+			MHD_add_response_header(resp, "X-Revalidated", "yes");
+		}
+		return queue(conn, MHD_HTTP_NOT_MODIFIED, resp, r->seq);
+	}
 	if (path_is(t, "/cc"))
 		return queue(conn, MHD_HTTP_OK, cache_control(t), r->seq);
 	if (path_is(t, "/header"))

@@ -40,6 +40,9 @@
  *                       Content-Type: application/json, ETag: "doc-v1",
  *                       X-Custom: doc, Last-Modified (a fixed date), and
  *                       body {"target":"TARGET"} plus a newline.
+ *   /validated...       as /doc, but a request whose If-None-Match names
+ *                       "doc-v1" gets 304 with that ETag and
+ *                       X-Revalidated: yes, and no body.
  *   /cc?value=V         200, text/plain, "Cache-Control: V" with V taken
  *                       raw from the query (no percent-decoding), body
  *                       "cache-control V\n".

@@ -334,3 +334,33 @@ Test(semantics, stale_if_error_serves_the_kept_entry_when_the_origin_is_gone)
 	cr_expect_eq(b.status, 502);
 	unlink(path);
 }
+
+/* --- revalidation (RFC 9111 section 4.3) ------------------------------------ */
+
+Test(semantics, an_expired_entry_with_a_validator_is_revalidated_with_304)
+{
+	const char *const routes[] = {"--route", "/validated/*=1s", NULL};
+	const struct origin_request *last;
+	struct full f;
+	struct answer a;
+
+	start(routes);
+	a = req("GET", "/validated/r", NULL);
+	cr_assert(has(&a, "stored"), "%s", a.cache_status);
+	usleep((useconds_t)proc_scaled_ms(1300) * 1000);
+	f = fetch_full("/validated/r", NULL);
+	cr_expect_eq(f.status, 200);
+	cr_expect_str_eq(f.r.body, a.body, "the stored body, not re-sent");
+	cr_expect_str_eq(client_header(&f.r, "Cache-Status"),
+			 "strata; fwd=stale; fwd-status=304; stored");
+	cr_expect_str_eq(client_header(&f.r, "X-Revalidated"), "yes",
+			 "the 304's headers update the stored ones");
+	client_response_free(&f.r);
+	last = origin_last(origin);
+	cr_expect_str_eq(origin_header(last, "If-None-Match"), "\"doc-v1\"");
+	cr_expect_eq(origin_count_prefix(origin, "/validated/r"), 2);
+	/* Refreshed in the tiers: a hit now. */
+	a = req("GET", "/validated/r", NULL);
+	cr_expect(has(&a, "hit"), "%s", a.cache_status);
+	cr_expect_eq(origin_count_prefix(origin, "/validated/r"), 2);
+}
