@@ -45,6 +45,7 @@
 #include "cache/conditional.h"
 #include "cache/entry.h"
 #include "cache/flight.h"
+#include "cache/freshness.h"
 #include "cache/key.h"
 #include "cache/policy.h"
 #include "cache/range.h"
@@ -73,6 +74,9 @@
 #define CACHE_STATUS_MISS "strata; fwd=miss"
 #define CACHE_STATUS_STORED "strata; fwd=miss; stored"
 #define CACHE_STATUS_COLLAPSED "strata; fwd=miss; collapsed"
+/* The client's no-cache or max-age=0: forwarded, and the answer stored. */
+#define CACHE_STATUS_REQUEST "strata; fwd=request"
+#define CACHE_STATUS_REQUEST_STORED "strata; fwd=request; stored"
 /* A stale entry revalidated upstream: 304, refreshed and stored. */
 #define CACHE_STATUS_REVALIDATED "strata; fwd=stale; fwd-status=304; stored"
 /* Waited for another instance's fill of the same key (fleet coalescing). */
@@ -130,6 +134,10 @@ struct request {
 	int flight_error;
 	enum strata_redis_fill fill;   /* set by fill_done_cb */
 	uint64_t fetch_start_us;   /* 0: no fetch under way */
+	int64_t fetch_start_wall;  /* the same, wall ms (RFC 9111 ages) */
+	struct strata_cc_request req_cc; /* ttl: origin routes only */
+	bool no_store;             /* the request said no-store */
+	bool client_refresh;       /* the request said no-cache */
 	bool has_upstream;         /* a fetch happened: upstream_us */
 	uint64_t upstream_us;
 	const char *tier;          /* static: the tier a hit came from */
@@ -703,6 +711,7 @@ static size_t route_index(const struct strata_front *front,
 static void fetch_began(struct strata_front *front, struct request *rq)
 {
 	rq->fetch_start_us = strata_now_us();
+	rq->fetch_start_wall = strata_wall_ms();
 	if (front->metrics != NULL)
 		strata_metrics_upstream_inflight(front->metrics, 1);
 }
@@ -999,6 +1008,53 @@ static void relookup(struct strata_front *front, struct request *rq)
 	hit_status(rq, now, tier);
 }
 
+/*
+ * The client's Cache-Control on a `ttl: origin` route (RFC 9111 section
+ * 5.2.1).  Returns false when the cache must not answer from its tiers
+ * (no-cache, max-age=0): the request is forwarded (fwd=request) and its
+ * answer stored.  no-store: the answer is not stored.
+ */
+static bool request_directives(struct request *rq, struct MHD_Connection *conn)
+{
+	const char *cc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						     "Cache-Control");
+
+	if (cc == NULL)
+		return true;
+	strata_cc_parse_request(cc, &rq->req_cc);
+	rq->no_store = rq->req_cc.no_store;
+	if (rq->req_cc.no_cache ||
+	    (rq->req_cc.max_age.state == STRATA_CC_SET &&
+	     rq->req_cc.max_age.seconds == 0) ||
+	    rq->req_cc.max_age.state == STRATA_CC_INVALID) {
+		rq->cache_status = CACHE_STATUS_REQUEST;
+		rq->client_refresh = true;
+		return false;
+	}
+	return true;
+}
+
+/*
+ * A hit the client's max-age or min-fresh refuses becomes a miss that
+ * keeps the entry for revalidation (RFC 9111 sections 5.2.1.1, 5.2.1.3).
+ */
+static void request_limits(struct request *rq)
+{
+	int64_t now = strata_wall_ms();
+	int64_t age = strata_entry_age_s(rq->entry, now);
+	int64_t left = strata_entry_ttl_s(rq->entry, now);
+
+	if ((rq->req_cc.max_age.state == STRATA_CC_SET &&
+	     age > (int64_t)rq->req_cc.max_age.seconds) ||
+	    (rq->req_cc.min_fresh.state == STRATA_CC_SET &&
+	     left < (int64_t)rq->req_cc.min_fresh.seconds)) {
+		strata_entry_release(&rq->stale);
+		rq->stale = rq->entry;
+		rq->entry = NULL;
+		rq->cache_status = CACHE_STATUS_MISS;
+	}
+}
+
 /* Decide what kind of request this is for the cache. */
 static void classify(struct strata_front *front, struct request *rq,
 		     struct MHD_Connection *conn, const char *method)
@@ -1027,7 +1083,11 @@ static void classify(struct strata_front *front, struct request *rq,
 		return;
 	}
 	rq->cache_status = CACHE_STATUS_MISS;
+	if (route->ttl_origin && !request_directives(rq, conn))
+		return; /* the client asked to revalidate: no lookup */
 	lookup(front, rq);
+	if (route->ttl_origin && rq->entry != NULL)
+		request_limits(rq);
 }
 
 static void waiter_done_cb(struct strata_flight_waiter *w,
@@ -1127,6 +1187,9 @@ static enum MHD_Result miss(struct strata_front *front, struct request *rq,
 	}
 	if (rc < 0) /* no memory for a flight: fetch alone */
 		return fetch(front, rq, method, version, false);
+	/* The client asked the origin itself (no-cache): no tier answers. */
+	if (rq->client_refresh)
+		return fetch(front, rq, method, version, true);
 	/* Leading.  The previous flight may have ended between our lookup
 	 * and our join: look again rather than fetch twice. */
 	relookup(front, rq);
@@ -1147,6 +1210,10 @@ static enum MHD_Result dispatch(struct strata_front *front,
 {
 	if (rq->entry != NULL)
 		return answer_entry(rq, rq->cache_status);
+	if (rq->cacheable && rq->req_cc.only_if_cached)
+		/* RFC 9111 section 5.2.1.7: not stored, not fetched. */
+		return answer(rq->conn, rq, MHD_HTTP_GATEWAY_TIMEOUT,
+			      "not in the cache (only-if-cached)\n");
 	if (rq->cacheable)
 		return miss(front, rq, method, version);
 	return fetch(front, rq, method, version, false);
@@ -1192,6 +1259,86 @@ static size_t parse_tags(const char *value, char *buf, size_t cap,
 	     tok = strtok_r(NULL, " \t,", &save))
 		tags[n++] = tok;
 	return n;
+}
+
+/*
+ * `ttl: origin` (RFC 9111): whether a shared cache may store the answer,
+ * and its times: `created` back-dated by the corrected initial age
+ * (section 4.2.3), `expires` at the end of the freshness lifetime
+ * (section 4.2.1: s-maxage, max-age, Expires - Date, heuristic, then
+ * the route's default_ttl), `keep_until` past it for the stale windows
+ * and revalidation.  A lifetime of 0 with a validator (no-cache, say) is
+ * stored already stale, so every use revalidates it.
+ */
+static enum strata_store_verdict origin_freshness(
+	const struct request *rq, unsigned status,
+	const struct strata_headers *headers, int64_t now,
+	struct strata_entry_params *p)
+{
+	const struct strata_route *route = rq->route;
+	struct strata_cc_response cc;
+	struct strata_freshness f;
+	struct strata_freshness_route fr = {
+		.default_ttl_ms = route->default_ttl_ms > 0
+					  ? (int64_t)route->default_ttl_ms
+					  : -1,
+		.heuristic_cap_ms = 24 * 3600 * 1000LL,
+		.stale_while_revalidate_ms =
+			(int64_t)route->stale_while_revalidate_ms,
+		.stale_if_error_ms = (int64_t)route->stale_if_error_ms,
+	};
+	struct strata_freshness_response r = {
+		.status = status,
+		.cc = &cc,
+		.date = strata_headers_get(headers, "Date"),
+		.expires = strata_headers_get(headers, "Expires"),
+		.last_modified = strata_headers_get(headers, "Last-Modified"),
+		.age = strata_headers_get(headers, "Age"),
+		.request_time_ms = rq->fetch_start_wall ? rq->fetch_start_wall
+							: now,
+		.response_time_ms = now,
+	};
+	struct strata_freshness_store st = {
+		.method = rq->method,
+		.route_lists_method = true,
+		.status = status,
+		.cc = &cc,
+		.request_cc = &rq->req_cc,
+		.has_expires = r.expires != NULL,
+		.request_has_authorization = rq->has_authorization,
+		.has_set_cookie = strata_headers_get(headers, "Set-Cookie") !=
+				  NULL,
+		.force = route->force,
+	};
+	bool validator = strata_headers_get(headers, "ETag") != NULL ||
+			 r.last_modified != NULL;
+	int64_t keep = 0;
+
+	strata_cc_parse_response(strata_headers_get(headers, "Cache-Control"),
+				 &cc);
+	if (strcmp(rq->method, "HEAD") == 0)
+		st.method = "GET"; /* fetched as GET for the cache */
+	if (strata_freshness_storable(&st) != STRATA_STORABLE_OK)
+		return STRATA_STORE_STATUS;
+	strata_freshness_compute(&r, &fr, &f);
+	if (f.lifetime_ms <= 0 && !validator)
+		return STRATA_STORE_STATUS; /* nothing to reuse it for */
+	p->created = now - f.initial_age_ms;
+	p->expires = strata_freshness_stale_at(&f);
+	if (f.no_cache)
+		p->expires = p->created; /* stored, revalidated every time */
+	if (p->expires < p->created)
+		p->expires = p->created;
+	if (f.stale_while_revalidate_ms > keep)
+		keep = f.stale_while_revalidate_ms;
+	if (f.stale_if_error_ms > keep)
+		keep = f.stale_if_error_ms;
+	if (validator && (int64_t)route->keep_ms > keep)
+		keep = (int64_t)route->keep_ms;
+	p->keep_until = p->expires + keep;
+	if (p->keep_until <= now)
+		return STRATA_STORE_STATUS; /* already past keeping */
+	return STRATA_STORE_OK;
 }
 
 /*
@@ -1327,7 +1474,12 @@ static enum MHD_Result complete(struct strata_front *front,
 	 * carry no Age of their own. */
 	p.created = now - age_on_arrival_ms(headers);
 	strata_headers_remove(&e2e, "Age");
-	if (rq->cacheable) {
+	if (rq->cacheable && rq->route->ttl_origin) {
+		verdict = origin_freshness(rq, status, headers, now, &p);
+		if (verdict == STRATA_STORE_OK &&
+		    body_len > front->cfg.max_object_size)
+			verdict = STRATA_STORE_STATUS;
+	} else if (rq->cacheable) {
 		verdict = strata_policy_storable(status, headers,
 						 rq->has_authorization,
 						 rq->route->force);
@@ -1336,6 +1488,16 @@ static enum MHD_Result complete(struct strata_front *front,
 			verdict = STRATA_STORE_STATUS; /* a handler's big body */
 		p.expires = now + (int64_t)rq->route->ttl_ms;
 		p.keep_until = p.expires + keep_ms(rq->route, headers);
+	}
+	if (rq->cacheable && rq->no_store)
+		verdict = STRATA_STORE_STATUS; /* the request said no-store */
+	if (rc == 0 && strata_headers_get(&e2e, "Date") == NULL) {
+		/* RFC 9110 section 6.6.1: a response without Date gets one
+		 * from the first recipient with a clock. */
+		char date[STRATA_HTTP_DATE_BUFSIZE];
+
+		if (strata_http_date_format(now, date) == 0)
+			rc = strata_headers_add(&e2e, "Date", date);
 	}
 	if (rc == 0)
 		rc = strata_entry_new(&p, &rq->entry);
@@ -1349,8 +1511,10 @@ static enum MHD_Result complete(struct strata_front *front,
 	}
 	if (rq->cacheable && verdict == STRATA_STORE_OK &&
 	    store(front, rq, rq->entry))
-		rq->cache_status = rq->revalidated ? CACHE_STATUS_REVALIDATED
-						   : CACHE_STATUS_STORED;
+		rq->cache_status =
+			rq->revalidated ? CACHE_STATUS_REVALIDATED
+			: rq->client_refresh ? CACHE_STATUS_REQUEST_STORED
+				: CACHE_STATUS_STORED;
 	else
 		verdict = verdict == STRATA_STORE_OK ? STRATA_STORE_STATUS
 						     : verdict;

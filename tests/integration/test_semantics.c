@@ -364,3 +364,102 @@ Test(semantics, an_expired_entry_with_a_validator_is_revalidated_with_304)
 	cr_expect(has(&a, "hit"), "%s", a.cache_status);
 	cr_expect_eq(origin_count_prefix(origin, "/validated/r"), 2);
 }
+
+/* --- ttl: origin (RFC 9111 freshness) ------------------------------------------ */
+
+static void start_origin_route(const char *extra_yaml, char *path, size_t cap)
+{
+	char yaml[512];
+
+	snprintf(yaml, sizeof(yaml),
+		 "routes:\n"
+		 "  - path: /cc\n"
+		 "    ttl: origin\n"
+		 "%s"
+		 "  - path: /echo/*\n"
+		 "    ttl: origin\n"
+		 "%s",
+		 extra_yaml, extra_yaml);
+	start_yaml(yaml, path, cap);
+}
+
+/* Two GETs of `path`: whether the second was a hit. */
+static bool stored_then_hit(const char *path)
+{
+	struct answer a;
+
+	req("GET", path, NULL);
+	a = req("GET", path, NULL);
+	return has(&a, "hit");
+}
+
+Test(semantics, origin_freshness_decides_what_is_stored)
+{
+	char path[64];
+
+	start_origin_route("", path, sizeof(path));
+	cr_expect(stored_then_hit("/cc?value=max-age=60"));
+	cr_expect(stored_then_hit("/cc?value=s-maxage=60,max-age=0"),
+		  "s-maxage rules a shared cache");
+	cr_expect(!stored_then_hit("/cc?value=no-store"));
+	cr_expect(!stored_then_hit("/cc?value=private,max-age=60"));
+	cr_expect(!stored_then_hit("/cc?value=max-age=0"));
+	/* No freshness information and no default_ttl: not stored. */
+	cr_expect(!stored_then_hit("/echo/silent"));
+	unlink(path);
+}
+
+Test(semantics, default_ttl_applies_when_the_response_says_nothing)
+{
+	char path[64];
+
+	start_origin_route("    default_ttl: 30s\n", path, sizeof(path));
+	cr_expect(stored_then_hit("/echo/silent"));
+	cr_expect(!stored_then_hit("/cc?value=no-store"));
+	unlink(path);
+}
+
+Test(semantics, request_cache_control_on_an_origin_route)
+{
+	char path[64];
+	struct answer a;
+	size_t before;
+
+	start_origin_route("", path, sizeof(path));
+	req("GET", "/cc?value=max-age=60", NULL);
+	before = origin_count_prefix(origin, "/cc");
+	a = req("GET", "/cc?value=max-age=60",
+		(const char *[]){"Cache-Control: no-cache", NULL});
+	cr_expect(has(&a, "fwd=request"), "%s", a.cache_status);
+	cr_expect_eq(origin_count_prefix(origin, "/cc"), before + 1);
+	a = req("GET", "/cc?value=max-age=60",
+		(const char *[]){"Cache-Control: max-age=0", NULL});
+	cr_expect(has(&a, "fwd=request"), "%s", a.cache_status);
+	a = req("GET", "/cc?value=max-age=60", NULL);
+	cr_expect(has(&a, "hit"), "%s", a.cache_status);
+	/* only-if-cached: a miss is a 504, the origin is not asked. */
+	before = origin_count_prefix(origin, "/cc");
+	a = req("GET", "/cc?value=max-age=61",
+		(const char *[]){"Cache-Control: only-if-cached", NULL});
+	cr_expect_eq(a.status, 504);
+	cr_expect_eq(origin_count_prefix(origin, "/cc"), before);
+	/* no-store: answered, not stored. */
+	req("GET", "/cc?value=max-age=62",
+	    (const char *[]){"Cache-Control: no-store", NULL});
+	a = req("GET", "/cc?value=max-age=62", NULL);
+	cr_expect(has(&a, "fwd=miss"), "%s", a.cache_status);
+	unlink(path);
+}
+
+Test(semantics, upstream_age_counts_into_the_age_sent)
+{
+	const char *const routes[] = {"--route", "/header=60s", NULL};
+	struct full f;
+
+	start(routes);
+	req("GET", "/header?name=Age&value=30", NULL);
+	f = fetch_full("/header?name=Age&value=30", NULL);
+	cr_expect_geq(atol(client_header(&f.r, "Age")), 30);
+	cr_expect_not_null(client_header(&f.r, "Date"));
+	client_response_free(&f.r);
+}
