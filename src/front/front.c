@@ -930,6 +930,18 @@ static bool stale_if_error_ok(const struct request *rq, int64_t now)
 	if (rq->stale == NULL || rq->route == NULL)
 		return false;
 	window = rq->route->stale_if_error_ms;
+	{
+		/* The response's own stale-if-error (RFC 5861) rules over
+		 * the route's; must-revalidate forbids any stale use. */
+		struct strata_cc_response cc;
+
+		strata_cc_parse_response(
+			strata_entry_header(rq->stale, "Cache-Control"), &cc);
+		if (cc.must_revalidate || cc.proxy_revalidate)
+			return false;
+		if (cc.stale_if_error.state == STRATA_CC_SET)
+			window = (uint64_t)cc.stale_if_error.seconds * 1000;
+	}
 	return window > 0 && now < rq->stale->expires + (int64_t)window &&
 	       now < rq->stale->keep_until;
 }
@@ -1491,6 +1503,16 @@ static enum MHD_Result complete(struct strata_front *front,
 	}
 	if (rq->cacheable && rq->no_store)
 		verdict = STRATA_STORE_STATUS; /* the request said no-store */
+	if (rc == 0 && rq->cacheable && rq->route->etag_generate &&
+	    status == 200 && strata_headers_get(&e2e, "ETag") == NULL) {
+		/* `etag: generate`: a strong validator from the body, so
+		 * clients can revalidate answers from an origin that gives
+		 * none. */
+		char etag[STRATA_ETAG_GEN_SIZE];
+
+		strata_etag_of_body(body, body_len, etag);
+		rc = strata_headers_add(&e2e, "ETag", etag);
+	}
 	if (rc == 0 && strata_headers_get(&e2e, "Date") == NULL) {
 		/* RFC 9110 section 6.6.1: a response without Date gets one
 		 * from the first recipient with a clock. */

@@ -463,3 +463,48 @@ Test(semantics, upstream_age_counts_into_the_age_sent)
 	cr_expect_not_null(client_header(&f.r, "Date"));
 	client_response_free(&f.r);
 }
+
+Test(semantics, etag_generate_gives_a_validator_clients_can_use)
+{
+	char path[64];
+	struct full f;
+	char etag[64];
+
+	start_yaml("routes:\n"
+		   "  - path: /echo/*\n"
+		   "    ttl: 60s\n"
+		   "    etag: generate\n",
+		   path, sizeof(path));
+	req("GET", "/echo/tagged", NULL);
+	f = fetch_full("/echo/tagged", NULL);
+	cr_assert_not_null(client_header(&f.r, "ETag"));
+	snprintf(etag, sizeof(etag), "If-None-Match: %s",
+		 client_header(&f.r, "ETag"));
+	client_response_free(&f.r);
+	f = fetch_full("/echo/tagged", (const char *[]){etag, NULL});
+	cr_expect_eq(f.status, 304);
+	client_response_free(&f.r);
+	unlink(path);
+}
+
+Test(semantics, the_responses_stale_if_error_is_honoured)
+{
+	char path[64];
+	struct answer a, b;
+
+	start_yaml("routes:\n"
+		   "  - path: /cc\n"
+		   "    ttl: origin\n",
+		   path, sizeof(path));
+	a = req("GET", "/cc?value=max-age=1,stale-if-error=60", NULL);
+	cr_assert(has(&a, "stored"), "%s", a.cache_status);
+	req("GET", "/cc?value=max-age=1", NULL);
+	usleep((useconds_t)proc_scaled_ms(1300) * 1000);
+	origin_stop(&origin);
+	b = req("GET", "/cc?value=max-age=1,stale-if-error=60", NULL);
+	cr_expect_eq(b.status, 200);
+	cr_expect(has(&b, "stale-if-error"), "%s", b.cache_status);
+	b = req("GET", "/cc?value=max-age=1", NULL);
+	cr_expect_eq(b.status, 502, "no window: the error");
+	unlink(path);
+}
