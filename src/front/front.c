@@ -63,9 +63,15 @@
 #include "tier/fleet.h"
 #include "tier/mem.h"
 #include "tier/redis_async.h"
+#include "upstream/upstream.h"
 
 #define FRONT_MAGIC 0x46524e54u   /* "FRNT" */
 #define REQUEST_MAGIC 0x52455153u /* "REQS" */
+
+/* Marks a background refresh; never forwarded upstream. */
+#define REFRESH_HEADER "X-Strata-Refresh"
+/* Background refreshes in flight before more are skipped. */
+#define REFRESHES_MAX 256u
 
 /* Cache-Status values (RFC 9211). */
 #define CACHE_STATUS_BYPASS "strata; fwd=bypass"
@@ -105,6 +111,13 @@ struct strata_front {
 	atomic_bool *upstream_down;    /* the caller's; see front.h */
 	void (*invalidate)(void *ctx, const char *path);
 	void *invalidate_ctx;
+	/* Background refreshes (stale-while-revalidate) are requests to
+	 * this very listener, marked with a per-process secret so that they
+	 * skip the tiers and go through the normal miss path: coalescing,
+	 * revalidation, every tier, the fleet.  NULL until started. */
+	struct strata_upstream *self;
+	char refresh_token[33];
+	atomic_uint refreshes;         /* in flight, bounded */
 };
 
 enum phase { PHASE_NEW, PHASE_BODY, PHASE_SHARED, PHASE_FETCH,
@@ -138,6 +151,8 @@ struct request {
 	struct strata_cc_request req_cc; /* ttl: origin routes only */
 	bool no_store;             /* the request said no-store */
 	bool client_refresh;       /* the request said no-cache */
+	bool background;           /* our own stale-while-revalidate
+				      refresh: never answered from tiers */
 	bool has_upstream;         /* a fetch happened: upstream_us */
 	uint64_t upstream_us;
 	const char *tier;          /* static: the tier a hit came from */
@@ -433,6 +448,7 @@ static bool replaced_header(const char *name)
 	static const char *const names[] = {
 		"Host", "Content-Length", "Expect", "X-Forwarded-Proto",
 		"X-Forwarded-Host", "traceparent", "tracestate",
+		REFRESH_HEADER,
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
@@ -879,6 +895,171 @@ static void hit_status(struct request *rq, int64_t now, const char *tier)
 	rq->tier = tier;
 }
 
+/* ---- stale-while-revalidate: background refreshes ---------------------------- */
+
+static bool is_background_refresh(const struct strata_front *front,
+				  struct MHD_Connection *conn)
+{
+	const char *v = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
+						    REFRESH_HEADER);
+
+	return v != NULL && front->self != NULL &&
+	       strcmp(v, front->refresh_token) == 0;
+}
+
+/* The stale-while-revalidate window of a stale entry: the response's
+ * own directive (RFC 5861), else the route's; none when the response
+ * forbids stale use (no-cache, must-revalidate, proxy-revalidate). */
+static int64_t swr_window_ms(const struct request *rq,
+			     const struct strata_entry *e)
+{
+	struct strata_cc_response cc;
+
+	strata_cc_parse_response(strata_entry_header(e, "Cache-Control"), &cc);
+	if (cc.no_cache || cc.must_revalidate || cc.proxy_revalidate)
+		return 0;
+	if (cc.stale_while_revalidate.state == STRATA_CC_SET)
+		return (int64_t)cc.stale_while_revalidate.seconds * 1000;
+	if (cc.stale_while_revalidate.state == STRATA_CC_INVALID)
+		return 0;
+	return (int64_t)rq->route->stale_while_revalidate_ms;
+}
+
+struct refresh {
+	struct strata_front *front;
+	struct strata_headers headers;
+	char *target;
+};
+
+static void refresh_headers_cb(void *arg, unsigned status,
+			       struct strata_headers *headers)
+{
+	(void)arg;
+	(void)status;
+	strata_headers_clear(headers);
+}
+
+static int refresh_body_cb(void *arg, const char *data, size_t len)
+{
+	(void)arg;
+	(void)data;
+	(void)len;
+	return 0; /* the answer was stored by the request itself */
+}
+
+static void refresh_done_cb(void *arg, int result)
+{
+	struct refresh *r = arg;
+
+	(void)result;
+	/* Relaxed: a bound on concurrent refreshes, nothing more. */
+	atomic_fetch_sub_explicit(&r->front->refreshes, 1,
+				  memory_order_relaxed);
+	strata_headers_clear(&r->headers);
+	free(r->target);
+	free(r);
+}
+
+/* Request headers a refresh repeats: those that may be in the key or
+ * matter to the origin; not the ones the loopback client sets, nor the
+ * client's own cache directives. */
+static enum MHD_Result refresh_header_cb(void *cls, enum MHD_ValueKind kind,
+					 const char *name, const char *value)
+{
+	static const char *const skip[] = {
+		"Host", "Connection", "Content-Length", "Transfer-Encoding",
+		"Expect", "Cache-Control", "Pragma", "Keep-Alive", "TE",
+		"Upgrade", REFRESH_HEADER, "If-None-Match",
+		"If-Modified-Since", "If-Match", "If-Unmodified-Since",
+		"If-Range", "Range",
+	};
+	struct refresh *r = cls;
+
+	(void)kind;
+	if (value == NULL)
+		return MHD_YES;
+	for (size_t i = 0; i < sizeof(skip) / sizeof(skip[0]); i++)
+		if (strcasecmp(name, skip[i]) == 0)
+			return MHD_YES;
+	return strata_headers_add(&r->headers, name, value) == 0 ? MHD_YES
+								: MHD_NO;
+}
+
+/* Start one background refresh of this request's key: a GET to our own
+ * listener that goes through the miss path (and its flight: concurrent
+ * refreshes of one key coalesce).  Best effort: when it cannot start, the
+ * entry expires past its window and the next request fetches. */
+static void start_refresh(struct strata_front *front, struct request *rq)
+{
+	static const struct strata_upstream_handler handler = {
+		.headers_cb = refresh_headers_cb,
+		.body_cb = refresh_body_cb,
+		.done_cb = refresh_done_cb,
+	};
+	struct strata_upstream_request req = {.method = "GET"};
+	struct strata_upstream_xfer *xfer = NULL;
+	struct refresh *r;
+
+	if (atomic_fetch_add_explicit(&front->refreshes, 1,
+				      memory_order_relaxed) >= REFRESHES_MAX)
+		goto refused;
+	r = calloc(1, sizeof(*r));
+	if (r == NULL)
+		goto refused;
+	r->front = front;
+	r->target = strdup(rq->target);
+	MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, refresh_header_cb,
+				  r);
+	if (r->target == NULL ||
+	    strata_headers_add(&r->headers, REFRESH_HEADER,
+			       front->refresh_token) != 0) {
+		strata_headers_clear(&r->headers);
+		free(r->target);
+		free(r);
+		goto refused;
+	}
+	req.target = r->target;
+	req.headers = &r->headers;
+	if (strata_upstream_submit(front->self, &req, &handler, r, &xfer) !=
+	    0) {
+		strata_headers_clear(&r->headers);
+		free(r->target);
+		free(r);
+		goto refused;
+	}
+	strata_upstream_xfer_release(&xfer); /* never cancelled by us */
+	return;
+refused:
+	atomic_fetch_sub_explicit(&front->refreshes, 1, memory_order_relaxed);
+}
+
+/*
+ * A stale entry inside its stale-while-revalidate window answers at once
+ * (Cache-Status: strata; hit; fwd=stale) while one background refresh
+ * fetches or revalidates it for the requests that follow.
+ */
+static void serve_stale_while_revalidating(struct strata_front *front,
+					   struct request *rq, int64_t now,
+					   const char *tier)
+{
+	int64_t window;
+
+	if (rq->background || rq->client_refresh || front->self == NULL ||
+	    rq->route == NULL)
+		return;
+	window = swr_window_ms(rq, rq->stale);
+	if (window <= 0 || now >= rq->stale->expires + window)
+		return;
+	rq->entry = rq->stale;
+	rq->stale = NULL;
+	strata_entry_hit(rq->entry);
+	snprintf(rq->status_buf, sizeof(rq->status_buf),
+		 "strata; hit; fwd=stale; detail=%s", tier);
+	rq->cache_status = rq->status_buf;
+	rq->tier = tier;
+	start_refresh(front, rq);
+}
+
 /*
  * Look the key up in this server's tiers: memory, then disk.  A hit
  * becomes rq->entry; a disk hit is promoted to memory with its original
@@ -903,6 +1084,7 @@ static void lookup(struct strata_front *front, struct request *rq)
 		/* Stale but kept: a miss that may fall back on it. */
 		rq->stale = rq->entry;
 		rq->entry = NULL;
+		serve_stale_while_revalidating(front, rq, now, "memory");
 		return;
 	}
 	if (front->disk == NULL ||
@@ -913,6 +1095,7 @@ static void lookup(struct strata_front *front, struct request *rq)
 	if (!strata_entry_fresh(rq->entry, now)) {
 		rq->stale = rq->entry;
 		rq->entry = NULL;
+		serve_stale_while_revalidating(front, rq, now, "disk");
 		return;
 	}
 	strata_entry_hit(rq->entry);
@@ -1095,6 +1278,19 @@ static void classify(struct strata_front *front, struct request *rq,
 		return;
 	}
 	rq->cache_status = CACHE_STATUS_MISS;
+	if (is_background_refresh(front, conn)) {
+		/* Our own refresh: find the kept entry for its validators,
+		 * never answer from it. */
+		rq->background = rq->client_refresh = true;
+		rq->cache_status = CACHE_STATUS_REQUEST;
+		lookup(front, rq);
+		if (rq->entry != NULL) {
+			strata_entry_release(&rq->stale);
+			rq->stale = rq->entry;
+			rq->entry = NULL;
+		}
+		return;
+	}
 	if (route->ttl_origin && !request_directives(rq, conn))
 		return; /* the client asked to revalidate: no lookup */
 	lookup(front, rq);
@@ -1930,6 +2126,19 @@ int strata_front_new(const struct strata_front_config *cfg,
 		return -ENOMEM;
 	front->magic = FRONT_MAGIC;
 	front->listen_fd = -1;
+	{
+		/* A secret per process: only this server's own refreshes
+		 * may skip the tiers this way. */
+		char id[17];
+
+		strata_trace_new_span_id(id);
+		snprintf(front->refresh_token, sizeof(front->refresh_token),
+			 "%s", id);
+		strata_trace_new_span_id(id);
+		strncat(front->refresh_token, id,
+			sizeof(front->refresh_token) -
+				strlen(front->refresh_token) - 1);
+	}
 	front->cfg = *cfg;
 	front->listen = strdup(cfg->listen);
 	if (front->listen == NULL) {
@@ -2007,6 +2216,43 @@ static int open_listener(struct strata_front *front)
 	return 0;
 }
 
+/* The loopback client for background refreshes (see struct
+ * strata_front).  Without it, stale-while-revalidate falls back to a
+ * plain miss. */
+static void start_self_client(struct strata_front *front)
+{
+	struct strata_upstream_config cfg = {
+		.connect_timeout_ms = 2000,
+		.timeout_ms = 600000,
+		.max_connections = 16,
+	};
+	char url[96];
+	const char *colon = strrchr(front->listen, ':');
+	bool v6 = front->listen[0] == '[';
+	bool any = colon == front->listen ||
+		   strncmp(front->listen, "0.0.0.0:", 8) == 0 ||
+		   strncmp(front->listen, "[::]:", 5) == 0;
+
+	if (any || colon == NULL)
+		snprintf(url, sizeof(url), "http://127.0.0.1:%u", front->port);
+	else if (v6)
+		snprintf(url, sizeof(url), "http://%.*s:%u",
+			 (int)(colon - front->listen), front->listen,
+			 front->port);
+	else
+		snprintf(url, sizeof(url), "http://%.*s:%u",
+			 (int)(colon - front->listen), front->listen,
+			 front->port);
+	cfg.url = url;
+	if (strata_upstream_new(&cfg, &front->self) != 0 ||
+	    strata_upstream_start(front->self) != 0) {
+		strata_log_warn("listen %s: no background refresh client: "
+				"stale-while-revalidate serves misses",
+				front->listen);
+		strata_upstream_free(&front->self);
+	}
+}
+
 int strata_front_start(struct strata_front *front)
 {
 	unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL |
@@ -2036,6 +2282,7 @@ int strata_front_start(struct strata_front *front)
 		return -EIO;
 	}
 	front->accepting = true; /* the socket is libmicrohttpd's now */
+	start_self_client(front);
 	return 0;
 }
 
@@ -2075,6 +2322,9 @@ void strata_front_free(struct strata_front **frontp)
 		return;
 	front = *frontp;
 	STRATA_ASSERT(front->magic == FRONT_MAGIC);
+	/* Refreshes in flight are requests to our own daemon: cancel them
+	 * first (their connections then close) and stop the client. */
+	strata_upstream_free(&front->self);
 	if (front->daemon != NULL)
 		MHD_stop_daemon(front->daemon); /* closes listen_fd */
 	else if (front->listen_fd >= 0)

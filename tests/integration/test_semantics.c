@@ -508,3 +508,38 @@ Test(semantics, the_responses_stale_if_error_is_honoured)
 	cr_expect_eq(b.status, 502, "no window: the error");
 	unlink(path);
 }
+
+/* --- stale-while-revalidate ------------------------------------------------------ */
+
+Test(semantics, stale_while_revalidate_answers_at_once_and_refreshes_once)
+{
+	char path[64];
+	struct answer a, b;
+
+	start_yaml("routes:\n"
+		   "  - path: /validated/*\n"
+		   "    ttl: 1s\n"
+		   "    stale_while_revalidate: 30s\n",
+		   path, sizeof(path));
+	a = req("GET", "/validated/swr", NULL);
+	cr_assert(has(&a, "stored"), "%s", a.cache_status);
+	usleep((useconds_t)proc_scaled_ms(1300) * 1000);
+	b = req("GET", "/validated/swr", NULL);
+	cr_expect_eq(b.status, 200);
+	cr_expect_str_eq(b.body, a.body);
+	cr_expect(has(&b, "hit; fwd=stale"), "%s", b.cache_status);
+	req("GET", "/validated/swr", NULL);
+	/* One background refresh (a revalidation: 304), then fresh hits. */
+	for (int i = 0; i < 100 &&
+			origin_count_prefix(origin, "/validated/swr") < 2;
+	     i++)
+		usleep((useconds_t)proc_scaled_ms(10) * 1000);
+	usleep((useconds_t)proc_scaled_ms(100) * 1000);
+	cr_expect_eq(origin_count_prefix(origin, "/validated/swr"), 2);
+	cr_expect_str_eq(origin_header(origin_last(origin), "If-None-Match"),
+			 "\"doc-v1\"");
+	b = req("GET", "/validated/swr", NULL);
+	cr_expect(has(&b, "strata; hit; ttl="), "after the refresh: %ld %s", b.status, b.cache_status);
+	cr_expect_eq(origin_count_prefix(origin, "/validated/swr"), 2);
+	unlink(path);
+}
