@@ -315,6 +315,8 @@ static bool matches(const struct filter *f, const struct strata_entry *e)
 	size_t len;
 	const char *p;
 
+	if (strata_entry_header(e, "X-Strata-Variants") != NULL)
+		return false; /* a variants marker, not an answer */
 	if (f->after != NULL && !text_after(e, f->after))
 		return false;
 	if (f->prefix != NULL) {

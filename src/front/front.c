@@ -27,6 +27,7 @@
 #include "front/front.h"
 
 #include <arpa/inet.h>
+#include <ctype.h>
 #include <errno.h>
 #include <microhttpd.h>
 #include <netdb.h>
@@ -82,6 +83,9 @@
 #define CACHE_STATUS_COLLAPSED "strata; fwd=miss; collapsed"
 /* The client's no-cache or max-age=0: forwarded, and the answer stored. */
 #define CACHE_STATUS_REQUEST "strata; fwd=request"
+/* The key's variants marker was found, this request's variant was not. */
+#define CACHE_STATUS_VARY_MISS "strata; fwd=vary-miss"
+#define CACHE_STATUS_VARY_STORED "strata; fwd=vary-miss; stored"
 #define CACHE_STATUS_REQUEST_STORED "strata; fwd=request; stored"
 /* A stale entry revalidated upstream: 304, refreshed and stored. */
 #define CACHE_STATUS_REVALIDATED "strata; fwd=stale; fwd-status=304; stored"
@@ -153,12 +157,19 @@ struct request {
 	bool client_refresh;       /* the request said no-cache */
 	bool background;           /* our own stale-while-revalidate
 				      refresh: never answered from tiers */
+	/* Response Vary: when the key names a variant, the primary key's
+	 * text (owned) and hash, where the variants marker lives. */
+	char *primary_text;
+	size_t primary_len;
+	struct strata_key primary_key;
+	char *variant_names;       /* owned: the marker's list, or NULL */
 	bool has_upstream;         /* a fetch happened: upstream_us */
 	uint64_t upstream_us;
 	const char *tier;          /* static: the tier a hit came from */
 	char *tracestate;          /* forwarded with traceparent; NULL */
 	struct strata_trace trace; /* what this request forwards */
 	bool fleet_lock;           /* holds the key's fleet lock in Redis */
+	struct strata_key lock_key; /* ... on this key */
 	bool revalidating;         /* the fill sent the stale entry's
 				      validators upstream */
 	bool revalidated;          /* ... and the upstream said 304 */
@@ -895,6 +906,125 @@ static void hit_status(struct request *rq, int64_t now, const char *tier)
 	rq->tier = tier;
 }
 
+/* ---- Vary: variants of one primary key (RFC 9111 section 4.1) --------------- */
+
+/*
+ * A response whose Vary names request headers beyond the route's `vary`
+ * is stored under a secondary key: the primary key text followed by one
+ * line per named header ("~name: value" or "~name!"), and a small marker
+ * entry under the primary key lists the names (VARIANTS_HEADER), so the
+ * next request knows which of its headers to add before it looks up.
+ * Markers are entries like any other: every tier keeps and purges them;
+ * they are never served.
+ */
+#define VARIANTS_HEADER "X-Strata-Variants"
+
+static bool is_marker(const struct strata_entry *e)
+{
+	return strata_entry_header(e, VARIANTS_HEADER) != NULL;
+}
+
+/* The Vary names not already in the route's key, lowercased, joined by
+ * ",", into `out` (cap bytes).  Returns 1 when there are some, 0 when
+ * none, -1 for "Vary: *" or names that do not fit. */
+static int extra_vary(const struct strata_route *route, const char *vary,
+		      char *out, size_t cap)
+{
+	size_t n = 0;
+
+	out[0] = '\0';
+	for (const char *p = vary; p != NULL && *p != '\0';) {
+		size_t len;
+		bool in_route = false;
+
+		p += strspn(p, " \t,");
+		len = strcspn(p, " \t,");
+		if (len == 0)
+			break;
+		if (len == 1 && *p == '*')
+			return -1;
+		for (size_t i = 0; i < route->n_vary; i++)
+			if (strlen(route->vary[i]) == len &&
+			    strncasecmp(route->vary[i], p, len) == 0)
+				in_route = true;
+		if (!in_route) {
+			if (n + len + 2 > cap)
+				return -1;
+			if (n > 0)
+				out[n++] = ',';
+			for (size_t i = 0; i < len; i++)
+				out[n++] = (char)tolower((unsigned char)p[i]);
+			out[n] = '\0';
+		}
+		p += len;
+	}
+	return n > 0 ? 1 : 0;
+}
+
+/*
+ * Switch the request's key to the variant for `names` (a marker's list):
+ * the primary text is kept for the marker, the key becomes the secondary.
+ * Returns false when the request cannot be keyed so (a header value with
+ * CR or LF, or too long): then it is not cached.
+ */
+static bool use_variant_key(struct request *rq, const char *names)
+{
+	char value[4096], *text, *name_copy;
+	size_t cap = rq->key_len + 1, len;
+	const char *p;
+
+	for (p = names; *p != '\0'; p++)
+		cap += 1;
+	name_copy = strdup(names);
+	if (name_copy == NULL)
+		return false;
+	/* First pass: the size. */
+	for (char *save = NULL, *n = strtok_r(name_copy, ",", &save);
+	     n != NULL; n = strtok_r(NULL, ",", &save)) {
+		const char *v = key_header(rq, n, value, sizeof(value));
+
+		if (v == STRATA_KEY_HEADER_TOOBIG || !rq->cacheable ||
+		    (v != NULL && strpbrk(v, "\r\n") != NULL)) {
+			free(name_copy);
+			return false;
+		}
+		cap += strlen(n) + 4 + (v != NULL ? strlen(v) : 0);
+	}
+	free(name_copy);
+	if (cap > STRATA_ENTRY_MAX_KEY_TEXT || (text = malloc(cap)) == NULL)
+		return false;
+	memcpy(text, rq->key_text, rq->key_len);
+	len = rq->key_len;
+	name_copy = strdup(names);
+	for (char *save = NULL,
+		  *n = name_copy ? strtok_r(name_copy, ",", &save) : NULL;
+	     n != NULL; n = strtok_r(NULL, ",", &save)) {
+		const char *v = key_header(rq, n, value, sizeof(value));
+
+		len += (size_t)snprintf(text + len, cap - len, "~%s%s%s\n", n,
+					v != NULL ? ": " : "!",
+					v != NULL ? v : "");
+	}
+	free(name_copy);
+	/* The primary text moves to primary_text; the key is the variant. */
+	rq->primary_text = malloc(rq->key_len + 1);
+	rq->variant_names = strdup(names);
+	if (rq->primary_text == NULL || rq->variant_names == NULL) {
+		free(text);
+		return false;
+	}
+	memcpy(rq->primary_text, rq->key_text, rq->key_len);
+	rq->primary_text[rq->key_len] = '\0';
+	rq->primary_len = rq->key_len;
+	rq->primary_key = rq->key;
+	if (rq->key_text != rq->key_inline)
+		free(rq->key_text);
+	rq->key_text = text;
+	rq->key_len = len;
+	strata_key_hash(text, len, &rq->key);
+	return true;
+}
+
 /* ---- stale-while-revalidate: background refreshes ---------------------------- */
 
 static bool is_background_refresh(const struct strata_front *front,
@@ -1047,6 +1177,8 @@ static void serve_stale_while_revalidating(struct strata_front *front,
 	if (rq->background || rq->client_refresh || front->self == NULL ||
 	    rq->route == NULL)
 		return;
+	if (is_marker(rq->stale))
+		return;
 	window = swr_window_ms(rq, rq->stale);
 	if (window <= 0 || now >= rq->stale->expires + window)
 		return;
@@ -1066,7 +1198,38 @@ static void serve_stale_while_revalidating(struct strata_front *front,
  * expiry, so the next request finds it there.  Redis is asked later, by
  * the flight's leader, off this thread (start_fill()).
  */
+static void tier_lookup(struct strata_front *front, struct request *rq);
+
+/*
+ * Look the key up (tier_lookup()); when what is found is a variants
+ * marker, switch to this request's variant key and look again.
+ */
 static void lookup(struct strata_front *front, struct request *rq)
+{
+	struct strata_entry *found;
+	char *names;
+
+	tier_lookup(front, rq);
+	found = rq->entry != NULL ? rq->entry : rq->stale;
+	if (found == NULL || !is_marker(found) || rq->primary_text != NULL)
+		return;
+	names = strdup(strata_entry_header(found, VARIANTS_HEADER));
+	strata_entry_release(&rq->entry);
+	strata_entry_release(&rq->stale);
+	rq->cache_status = CACHE_STATUS_VARY_MISS;
+	if (names == NULL || !use_variant_key(rq, names)) {
+		rq->cacheable = false;
+		rq->cache_status = CACHE_STATUS_BYPASS;
+		free(names);
+		return;
+	}
+	free(names);
+	tier_lookup(front, rq);
+	if (rq->stale != NULL && is_marker(rq->stale))
+		strata_entry_release(&rq->stale);
+}
+
+static void tier_lookup(struct strata_front *front, struct request *rq)
 {
 	int64_t now = strata_wall_ms();
 
@@ -1169,7 +1332,7 @@ static bool usable(const struct request *rq, const struct strata_entry *e,
 {
 	return e->key_len == rq->key_len &&
 	       memcmp(e->key_text, rq->key_text, rq->key_len) == 0 &&
-	       strata_entry_fresh(e, now);
+	       strata_entry_fresh(e, now) && !is_marker(e);
 }
 
 /*
@@ -1328,6 +1491,40 @@ static void fill_done_cb(void *arg, enum strata_redis_fill outcome,
 	wake(rq);
 }
 
+static enum MHD_Result miss(struct strata_front *front, struct request *rq,
+			    const char *method, const char *version);
+
+/*
+ * Redis held the key's variants marker: keep it here too, let the
+ * flight's waiters look again for their own variants, and start over on
+ * this request's variant key (its own flight, lookup and fill).
+ */
+static enum MHD_Result follow_marker(struct strata_front *front,
+				     struct request *rq, const char *method,
+				     const char *version)
+{
+	char *names = strdup(strata_entry_header(rq->entry, VARIANTS_HEADER));
+
+	strata_mem_store(front->mem, rq->entry);
+	if (front->disk != NULL)
+		strata_disk_store(front->disk, rq->entry);
+	strata_entry_release(&rq->entry);
+	strata_flight_end(front->flights, &rq->flight, STRATA_FLIGHT_RETRY,
+			  NULL, 0);
+	rq->cache_status = CACHE_STATUS_VARY_MISS;
+	if (names == NULL || !use_variant_key(rq, names)) {
+		free(names);
+		rq->cacheable = false;
+		return fetch(front, rq, method, version, false);
+	}
+	free(names);
+	tier_lookup(front, rq);
+	if (rq->entry != NULL && !is_marker(rq->entry))
+		return answer_entry(rq, rq->cache_status);
+	strata_entry_release(&rq->entry);
+	return miss(front, rq, method, version);
+}
+
 /*
  * The fill is over (the connection was resumed, or it ended before we
  * parked): answer from Redis, or fetch, holding the fleet lock or not.
@@ -1337,6 +1534,10 @@ static enum MHD_Result filled(struct strata_front *front, struct request *rq,
 {
 	if (park(rq))
 		return MHD_YES; /* resumed without news: wait on */
+	if ((rq->fill == STRATA_REDIS_FILL_HIT ||
+	     rq->fill == STRATA_REDIS_FILL_FILLED) &&
+	    is_marker(rq->entry) && rq->primary_text == NULL)
+		return follow_marker(front, rq, method, version);
 	switch (rq->fill) {
 	case STRATA_REDIS_FILL_HIT:
 	case STRATA_REDIS_FILL_FILLED:
@@ -1356,6 +1557,7 @@ static enum MHD_Result filled(struct strata_front *front, struct request *rq,
 		return answer_entry(rq, rq->cache_status);
 	case STRATA_REDIS_FILL_LEAD:
 		rq->fleet_lock = true;
+		rq->lock_key = rq->key;
 		break;
 	case STRATA_REDIS_FILL_FETCH:
 		break;
@@ -1569,6 +1771,48 @@ static int64_t keep_ms(const struct strata_route *route,
 	return (int64_t)keep;
 }
 
+/*
+ * Store an entry; for a variant, also (re)store the marker under the
+ * primary key, with the variant's times, so the next request finds the
+ * names to key on.  The fleet lock, taken on the key the fill started
+ * with (the primary, when the variation was not known yet), is released
+ * with whichever entry is stored under that key.
+ */
+static bool store_variant_aware(struct strata_front *front,
+				struct request *rq, struct strata_entry *e)
+{
+	struct strata_header h = {.name = VARIANTS_HEADER,
+				  .value = rq->variant_names};
+	struct strata_headers mh = {.v = &h, .n = 1};
+	struct strata_entry_params mp = {
+		.key = &rq->primary_key,
+		.key_text = rq->primary_text,
+		.key_len = rq->primary_len,
+		.route = e->route,
+		.status = 200,
+		.created = e->created,
+		.expires = e->expires,
+		.keep_until = e->keep_until,
+		.headers = &mh,
+	};
+	struct strata_entry *marker = NULL;
+	bool lock_on_primary = rq->fleet_lock && rq->variant_names != NULL &&
+			       strata_key_equal(&rq->lock_key, &rq->primary_key);
+	bool kept;
+
+	if (rq->variant_names == NULL)
+		return store(front, rq, e);
+	if (lock_on_primary)
+		rq->fleet_lock = false; /* released with the marker below */
+	kept = store(front, rq, e);
+	if (strata_entry_new(&mp, &marker) == 0) {
+		rq->fleet_lock = lock_on_primary;
+		store(front, rq, marker);
+		strata_entry_release(&marker);
+	}
+	return kept;
+}
+
 /* The origin's Age header in milliseconds (0 when absent or invalid). */
 static int64_t age_on_arrival_ms(const struct strata_headers *headers)
 {
@@ -1659,6 +1903,7 @@ static enum MHD_Result complete(struct strata_front *front,
 	};
 	const char *tags[STRATA_ENTRY_MAX_TAGS];
 	char tag_buf[4096];
+	bool rekeyed = false;
 	int rc = strata_http_end_to_end(headers, &e2e);
 
 	if (status == 304 && rq->revalidating && rq->stale != NULL) {
@@ -1682,6 +1927,7 @@ static enum MHD_Result complete(struct strata_front *front,
 	 * carry no Age of their own. */
 	p.created = now - age_on_arrival_ms(headers);
 	strata_headers_remove(&e2e, "Age");
+	strata_headers_remove(&e2e, VARIANTS_HEADER); /* ours alone */
 	if (rq->cacheable && rq->route->ttl_origin) {
 		verdict = origin_freshness(rq, status, headers, now, &p);
 		if (verdict == STRATA_STORE_OK &&
@@ -1699,6 +1945,29 @@ static enum MHD_Result complete(struct strata_front *front,
 	}
 	if (rq->cacheable && rq->no_store)
 		verdict = STRATA_STORE_STATUS; /* the request said no-store */
+	if (rq->cacheable && verdict == STRATA_STORE_OK) {
+		/* The response's own Vary (RFC 9111 section 4.1). */
+		char names[512];
+		int v = extra_vary(rq->route, strata_headers_get(headers, "Vary"),
+				   names, sizeof(names));
+
+		if (v < 0)
+			verdict = STRATA_STORE_STATUS; /* Vary: *, or too long */
+		else if (v > 0 && rq->primary_text == NULL) {
+			if (use_variant_key(rq, names)) {
+				rekeyed = true;
+				p.key = &rq->key;
+				p.key_text = rq->key_text;
+				p.key_len = rq->key_len;
+			} else {
+				verdict = STRATA_STORE_STATUS;
+			}
+		} else if (v > 0 && strcmp(rq->variant_names, names) != 0) {
+			/* The origin changed what it varies on: not this
+			 * time; the marker is refreshed by a later fill. */
+			verdict = STRATA_STORE_STATUS;
+		}
+	}
 	if (rc == 0 && rq->cacheable && rq->route->etag_generate &&
 	    status == 200 && strata_headers_get(&e2e, "ETag") == NULL) {
 		/* `etag: generate`: a strong validator from the body, so
@@ -1728,17 +1997,20 @@ static enum MHD_Result complete(struct strata_front *front,
 		return answer_upstream_error(rq->conn, rq, STRATA_EUPSTREAM);
 	}
 	if (rq->cacheable && verdict == STRATA_STORE_OK &&
-	    store(front, rq, rq->entry))
+	    store_variant_aware(front, rq, rq->entry))
 		rq->cache_status =
 			rq->revalidated ? CACHE_STATUS_REVALIDATED
 			: rq->client_refresh ? CACHE_STATUS_REQUEST_STORED
+			: rq->variant_names != NULL ? CACHE_STATUS_VARY_STORED
 				: CACHE_STATUS_STORED;
 	else
 		verdict = verdict == STRATA_STORE_OK ? STRATA_STORE_STATUS
 						     : verdict;
+	/* Waiters joined on the primary key may want other variants: when
+	 * this answer turned out to vary, they look again on their own. */
 	if (rq->flight != NULL)
 		strata_flight_end(front->flights, &rq->flight,
-				  verdict == STRATA_STORE_OK
+				  verdict == STRATA_STORE_OK && !rekeyed
 					  ? STRATA_FLIGHT_ENTRY
 					  : STRATA_FLIGHT_RETRY,
 				  rq->entry, 0);
@@ -2017,7 +2289,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	 * client gone): let the other instances fetch now rather than after
 	 * lock_ttl.  A dropped unlock only means they wait that long. */
 	if (rq->fleet_lock)
-		strata_redis_async_unlock(front->shared, &rq->key);
+		strata_redis_async_unlock(front->shared, &rq->lock_key);
 	if (rq->ex != NULL) {
 		if (rq->streaming)
 			rq->bytes = strata_exchange_bytes(rq->ex);
@@ -2060,6 +2332,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	if (rq->key_text != rq->key_inline)
 		free(rq->key_text);
 	free(rq->tracestate);
+	free(rq->primary_text);
+	free(rq->variant_names);
 	pthread_mutex_destroy(&rq->park_lock);
 	free(rq->body);
 	free(rq->target);

@@ -57,6 +57,8 @@ static void origin(void *arg, const struct strata_request *req,
 		 (int)strcspn(path + 1, "/"), path + 1);
 	strata_response_set_status(resp, 200);
 	strata_response_add_header(resp, "Surrogate-Key", tags);
+	if (strncmp(path, "/p/vary", 7) == 0)
+		strata_response_add_header(resp, "Vary", "Accept-Language");
 	strata_response_append(resp, body, (size_t)n);
 }
 
@@ -89,6 +91,7 @@ static void start_server(int i, const char *url)
 	/* Generous: sanitizer builds on a busy machine are slow. */
 	set(cfg, "cache.redis.timeout", "500ms");
 	set(cfg, "cache.redis.pool", "2");
+	set(cfg, "log.level", "error");
 	set(cfg, "cache.redis.purge_log", purge_log);
 	cr_assert_eq(strata_config_add_route(cfg, "/p/*=60s", "test", err,
 					     sizeof(err)),
@@ -568,4 +571,37 @@ Test(fleet, a_wrong_password_leaves_the_tier_off_and_the_server_up)
 	cr_assert_eq(rcmd(out, sizeof(out), 1, (const char *[]){"DBSIZE"}),
 		     ':');
 	cr_expect_str_eq(out, "0", "nothing written with a wrong password");
+}
+
+/* GET with one request header on server i; the Cache-Status. */
+static void get_with(int i, const char *path, const char *header, char *cs,
+		     size_t cs_len)
+{
+	char url[256];
+	struct client_response r;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u%s",
+		 strata_server_port(srv[i]), path);
+	cr_assert_eq(client_request("GET", url,
+				    (const char *[]){header, NULL}, NULL, 0,
+				    &r),
+		     200);
+	snprintf(cs, cs_len, "%s", client_header(&r, "Cache-Status") ?: "");
+	client_response_free(&r);
+}
+
+Test(fleet, variants_are_shared_through_redis_too)
+{
+	char cs[160];
+
+	start_server(0, redis_url);
+	start_server(1, redis_url);
+	get_with(0, "/p/vary", "Accept-Language: de", cs, sizeof(cs));
+	cr_expect(strstr(cs, "stored") != NULL, "%s", cs);
+	usleep((useconds_t)proc_scaled_ms(300) * 1000); /* written behind */
+	get_with(1, "/p/vary", "Accept-Language: de", cs, sizeof(cs));
+	cr_expect(strstr(cs, "detail=redis") != NULL, "B: %s", cs);
+	get_with(1, "/p/vary", "Accept-Language: fr", cs, sizeof(cs));
+	cr_expect(strstr(cs, "fwd=vary-miss") != NULL, "B fr: %s", cs);
+	cr_expect_eq(atomic_load(&calls), 2, "one fetch per variant");
 }

@@ -543,3 +543,42 @@ Test(semantics, stale_while_revalidate_answers_at_once_and_refreshes_once)
 	cr_expect_eq(origin_count_prefix(origin, "/validated/swr"), 2);
 	unlink(path);
 }
+
+/* --- Vary (RFC 9111 section 4.1) -------------------------------------------------- */
+
+Test(semantics, the_responses_vary_keeps_one_variant_per_header_value)
+{
+	const char *const routes[] = {"--route", "/header=60s", NULL};
+	const char *p = "/header?name=Vary&value=Accept-Language";
+	const char *const de[] = {"Accept-Language: de", NULL};
+	const char *const fr[] = {"Accept-Language: fr", NULL};
+	struct answer a;
+
+	start(routes);
+	a = req("GET", p, de);
+	cr_expect(has(&a, "stored"), "%s", a.cache_status);
+	a = req("GET", p, de);
+	cr_expect(has(&a, "hit"), "%s", a.cache_status);
+	a = req("GET", p, fr);
+	cr_expect(has(&a, "fwd=vary-miss"), "%s", a.cache_status);
+	cr_expect_eq(origin_count_prefix(origin, "/header"), 2);
+	a = req("GET", p, fr);
+	cr_expect(has(&a, "hit"), "%s", a.cache_status);
+	a = req("GET", p, de);
+	cr_expect(has(&a, "hit"), "%s", a.cache_status);
+	a = req("GET", p, NULL); /* no Accept-Language: a third variant */
+	cr_expect(has(&a, "fwd=vary-miss"), "%s", a.cache_status);
+	cr_expect_eq(origin_count_prefix(origin, "/header"), 3);
+}
+
+Test(semantics, vary_star_is_never_served_from_the_cache)
+{
+	const char *const routes[] = {"--route", "/header=60s", NULL};
+	struct answer a;
+
+	start(routes);
+	req("GET", "/header?name=Vary&value=*", NULL);
+	a = req("GET", "/header?name=Vary&value=*", NULL);
+	cr_expect(has(&a, "fwd=miss"), "%s", a.cache_status);
+	cr_expect_eq(origin_count_prefix(origin, "/header"), 2);
+}
