@@ -2259,12 +2259,21 @@ static enum strata_cache_result cache_result(const struct request *rq)
 	const char *cs = rq->cache_status;
 
 	if (strncmp(cs, "strata; hit", 11) == 0)
-		return STRATA_CACHE_HIT;
+		return strstr(cs, "fwd=stale") != NULL ? STRATA_CACHE_STALE
+						       : STRATA_CACHE_HIT;
 	if (rq->status >= 500 && rq->entry == NULL)
 		return STRATA_CACHE_ERROR;
 	if (strstr(cs, "collapsed") != NULL)
 		return STRATA_CACHE_COLLAPSED;
-	if (strncmp(cs, "strata; fwd=miss", 16) == 0)
+	if (strstr(cs, "stale-if-error") != NULL)
+		return STRATA_CACHE_STALE;
+	/* Forwarded to the origin for this request: a miss, a revalidation
+	 * (fwd=stale; fwd-status=304), a client's no-cache (fwd=request), a
+	 * variant not yet stored (fwd=vary-miss). */
+	if (strncmp(cs, "strata; fwd=miss", 16) == 0 ||
+	    strncmp(cs, "strata; fwd=stale", 17) == 0 ||
+	    strncmp(cs, "strata; fwd=request", 19) == 0 ||
+	    strncmp(cs, "strata; fwd=vary-miss", 21) == 0)
 		return STRATA_CACHE_MISS;
 	return STRATA_CACHE_BYPASS;
 }
