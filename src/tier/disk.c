@@ -6,7 +6,7 @@
  *   entries  16-byte key hash -> strata_entry_encode() bytes
  *   keys     key text -> hash (+ the full text when it is too long to be
  *            an LMDB key, see keys_key()); for prefix range scans
- *   expiry   big-endian u64 expires (wall ms) ++ hash -> empty; its first
+ *   expiry   big-endian u64 keep_until (wall ms) ++ hash -> empty; its first
  *            records are the entries to sweep, then to evict
  *   tags     tag ++ 0x00 ++ hash -> empty (see tag_key() for long tags);
  *            a range scan from "tag\0" lists the entries carrying a tag
@@ -313,10 +313,14 @@ static uint64_t get_be64(const uint8_t *p)
 	return v;
 }
 
-/* The expiry database's ordering time: negative times sort first. */
+/*
+ * The expiry database's ordering time: the end of storage, keep_until
+ * (>= expires), so that an expired entry kept for revalidation or a stale
+ * window stays until then; negative times sort first.
+ */
 static uint64_t expiry_time(const struct strata_entry *e)
 {
-	return e->expires < 0 ? 0 : (uint64_t)e->expires;
+	return e->keep_until < 0 ? 0 : (uint64_t)e->keep_until;
 }
 
 static void expiry_key(uint64_t expires, const uint8_t *hash,
