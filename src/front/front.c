@@ -1046,7 +1046,8 @@ static int64_t swr_window_ms(const struct request *rq,
 	struct strata_cc_response cc;
 
 	strata_cc_parse_response(strata_entry_header(e, "Cache-Control"), &cc);
-	if (cc.no_cache || cc.must_revalidate || cc.proxy_revalidate)
+	if (cc.no_cache || cc.must_revalidate || cc.proxy_revalidate ||
+	    cc.s_maxage.state != STRATA_CC_ABSENT)
 		return 0;
 	if (cc.stale_while_revalidate.state == STRATA_CC_SET)
 		return (int64_t)cc.stale_while_revalidate.seconds * 1000;
@@ -1283,7 +1284,10 @@ static bool stale_if_error_ok(const struct request *rq, int64_t now)
 
 		strata_cc_parse_response(
 			strata_entry_header(rq->stale, "Cache-Control"), &cc);
-		if (cc.must_revalidate || cc.proxy_revalidate)
+		/* RFC 9111 section 4.2.4: no stale use against an explicit
+		 * directive (s-maxage implies proxy-revalidate). */
+		if (cc.must_revalidate || cc.proxy_revalidate ||
+		    cc.no_cache || cc.s_maxage.state != STRATA_CC_ABSENT)
 			return false;
 		if (cc.stale_if_error.state == STRATA_CC_SET)
 			window = (uint64_t)cc.stale_if_error.seconds * 1000;

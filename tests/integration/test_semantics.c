@@ -582,3 +582,27 @@ Test(semantics, vary_star_is_never_served_from_the_cache)
 	cr_expect(has(&a, "fwd=miss"), "%s", a.cache_status);
 	cr_expect_eq(origin_count_prefix(origin, "/header"), 2);
 }
+
+Test(semantics, must_revalidate_and_s_maxage_forbid_stale_if_error)
+{
+	char path[64];
+	struct answer b;
+
+	start_yaml("routes:\n"
+		   "  - path: /cc\n"
+		   "    ttl: origin\n"
+		   "    stale_if_error: 1m\n",
+		   path, sizeof(path));
+	req("GET", "/cc?value=max-age=1,must-revalidate", NULL);
+	req("GET", "/cc?value=s-maxage=1", NULL);
+	req("GET", "/cc?value=max-age=1", NULL);
+	usleep((useconds_t)proc_scaled_ms(1300) * 1000);
+	origin_stop(&origin);
+	b = req("GET", "/cc?value=max-age=1,must-revalidate", NULL);
+	cr_expect_eq(b.status, 502, "%s", b.cache_status);
+	b = req("GET", "/cc?value=s-maxage=1", NULL);
+	cr_expect_eq(b.status, 502, "%s", b.cache_status);
+	b = req("GET", "/cc?value=max-age=1", NULL);
+	cr_expect_eq(b.status, 200, "the route's window: %s", b.cache_status);
+	unlink(path);
+}
