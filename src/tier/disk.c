@@ -157,12 +157,13 @@
 /*
  * Room management, in pages of the map (see evict(), reclaim(),
  * evict_run() and run_ops()).  Percentages of the map: start evicting
- * above HIGH, evict down to LOW; after an MDB_MAP_FULL evict FULL_EXTRA
- * more.  One write transaction allocates at most RUN_PERCENT (capped at
- * RUN_MAX_PAGES so that a huge map does not make LMDB spill dirty pages):
- * the pages the previous transaction freed are not reusable yet, so the
- * room above HIGH must hold two transactions' worth.  An entry whose
- * encoding is over 1/MAX_ENTRY_DIVISOR of the map is not stored.
+ * above HIGH, evict down to LOW; after a put met MDB_MAP_FULL with more
+ * than LOW in use, evict FULL_EXTRA more (evict_more()).  One write
+ * transaction allocates at most RUN_PERCENT (capped at RUN_MAX_PAGES so
+ * that a huge map does not make LMDB spill dirty pages): the pages the
+ * previous transaction freed are not reusable yet, so the room above HIGH
+ * must hold two transactions' worth.  An entry whose encoding is over
+ * 1/MAX_ENTRY_DIVISOR of the map is not stored.
  */
 #define DISK_HIGH_PERCENT 90
 #define DISK_LOW_PERCENT 75
@@ -183,12 +184,14 @@
 #define DISK_TAG_PAGES_MAX 32
 /* Entries evicted per write transaction at most. */
 #define DISK_EVICT_CHUNK 256
-/* After MDB_MAP_FULL: expiry records searched for an entry big enough to
- * free a run of overflow pages; attempts at a put, and at a removal or
- * clear, with back-off from 2 ms (see apply_alone()). */
+/* After MDB_MAP_FULL (see apply_alone()): expiry records searched for an
+ * entry big enough to free a run of overflow pages; attempts at a put;
+ * how long a removal, clear or meta put waits for pinned pages to become
+ * reusable, and the longest sleep between its attempts. */
 #define DISK_RUN_SCAN 1024
 #define DISK_PUT_TRIES 3
-#define DISK_FULL_RETRIES 6
+#define DISK_FULL_WAIT_MS 5000
+#define DISK_FULL_SLEEP_MAX_MS 50
 /* LMDB's page header, which starts a run of overflow pages. */
 #define DISK_PAGE_HEADER 16
 
@@ -834,7 +837,7 @@ out:
  * makes that room usable by the very next transaction; without it the
  * next batch could hit MDB_MAP_FULL with a quarter of the map free.
  */
-static void reclaim(struct strata_disk *disk)
+static int reclaim_commit(struct strata_disk *disk)
 {
 	MDB_txn *txn = NULL;
 	uint8_t when[8];
@@ -855,6 +858,13 @@ static void reclaim(struct strata_disk *disk)
 	}
 	rc = mdb_txn_commit(txn);
 out:
+	return rc;
+}
+
+static void reclaim(struct strata_disk *disk)
+{
+	int rc = reclaim_commit(disk);
+
 	if (rc != 0)
 		writer_error(disk, "reclaiming freed pages", rc);
 }
@@ -947,7 +957,16 @@ static void make_room(struct strata_disk *disk, size_t need)
 	evict(disk, trigger, target);
 }
 
-/* After MDB_MAP_FULL: the estimates were short; evict a good deal more. */
+/*
+ * After a put met MDB_MAP_FULL: if the map is really full (more than the
+ * low-water mark in use), the estimates were short: evict a good deal
+ * more.  Below the low-water mark a quarter of the map is not in use, so
+ * the free pages exist but cannot be had: a reader still sees them (see
+ * apply_alone()) or they are too scattered for a run (evict_run()).
+ * Evicting in expiry order cures neither; it would discard entries for
+ * nothing and spend fresh pages on its own commits, pages that a queued
+ * removal then lacks.
+ */
 static void evict_more(struct strata_disk *disk)
 {
 	MDB_txn *txn = NULL;
@@ -958,11 +977,13 @@ static void evict_more(struct strata_disk *disk)
 	if (used_pages(disk, txn, &used) != 0)
 		used = 0;
 	mdb_txn_abort(txn);
-	if (used > disk->full_extra_pages)
-		target = used - disk->full_extra_pages;
-	if (target > disk->low_pages)
-		target = disk->low_pages;
-	evict(disk, target, target);
+	if (used > disk->low_pages) {
+		if (used > disk->full_extra_pages)
+			target = used - disk->full_extra_pages;
+		if (target > disk->low_pages)
+			target = disk->low_pages;
+		evict(disk, target, target);
+	}
 	/* Even with nothing to evict, one commit frees what the failed
 	 * transaction's predecessor released (see reclaim()). */
 	reclaim(disk);
@@ -1283,50 +1304,86 @@ static void sleep_ms(unsigned ms)
 }
 
 /*
- * After MDB_MAP_FULL: apply `op` alone, having made room for it.  First
- * the cheapest cure: for a large put a run of pages (evict_run()), else
- * more eviction.  Pages freed a moment ago may still be pinned by
- * readers that started before the eviction committed (lookups last
- * microseconds), so the next try only waits, and the one after waits and
- * evicts more.  A put that still does not fit is dropped (counted).  A
- * removal or a clear needs only a few single pages, so it keeps trying
- * (with back-off, DISK_FULL_RETRIES in all) before giving up: losing a
- * purge would keep serving what was purged.
+ * After MDB_MAP_FULL: apply `op` alone.
+ *
+ * Why a transaction meets MDB_MAP_FULL below the high-water mark: a put
+ * needs a run of contiguous pages (see evict_run()), or the free pages
+ * are pinned.  LMDB reuses a freed page only once every reader that
+ * started before the commit that freed it has finished (and never in the
+ * very next commit, see reclaim()).  A lookup holds its read transaction for microseconds,
+ * but a thread preempted in the middle of one (a loaded host, sanitizers)
+ * holds it for tens of milliseconds, and a scan for as long as it runs.
+ * Meanwhile every page the writer frees stays unusable, so its commits
+ * (stores, and eviction, which needs fresh pages too) consume what is
+ * left, until none is.
+ *
+ * A put: first the cheapest cure: for a large put a run of pages
+ * (evict_run()), else more eviction if the map is really full
+ * (evict_more()).  The next try only waits for the readers, and the one
+ * after waits and tries those cures again.  A put that still does not fit
+ * is dropped and counted, as a cache may.
+ *
+ * A removal, clear, corrupt drop or meta put must not be lost (a purge
+ * would keep serving what was purged; a meta put is never dropped).
+ * Eviction cannot help it: evicting needs the same fresh pages a removal
+ * does, and the pages it frees are pinned too.  Time does: once the
+ * readers move on, the pages freed meanwhile are reusable.  So it is
+ * retried with back-off (1 ms doubling to DISK_FULL_SLEEP_MAX_MS), with a
+ * tiny commit until one succeeds so that the pages freed by the last
+ * commit become reusable too, for up to DISK_FULL_WAIT_MS.  A read
+ * transaction that pins pages that long belongs to another process (a
+ * backup, a stuck process): the operation then fails, for flush() to
+ * report.
  */
 static int apply_alone(struct strata_disk *disk, const struct disk_op *op)
 {
-	bool put = op->type == DISK_OP_PUT;
-	size_t end, run = put ? value_run(disk, op->entry->charge) : 0;
+	size_t end, run;
+	uint64_t start;
+	unsigned nap = 1;
+	bool reclaimed = false;
 	int rc = MDB_MAP_FULL;
 
-	for (unsigned i = 0; i < DISK_FULL_RETRIES; i++) {
-		if (i > 0)
-			sleep_ms(1u << i);
-		if (i % 2 == 0) {
-			if (i > 0 || !run)
-				evict_more(disk);
-			if (run)
-				evict_run(disk, run);
+	if (op->type == DISK_OP_PUT) {
+		run = value_run(disk, op->entry->charge);
+		for (unsigned i = 0; i < DISK_PUT_TRIES; i++) {
+			if (i > 0)
+				sleep_ms(1u << i);
+			if (i % 2 == 0) {
+				if (i > 0 || !run)
+					evict_more(disk);
+				if (run)
+					evict_run(disk, run);
+			}
+			rc = run_ops(disk, op, 0, 1, &end);
+			if (rc != MDB_MAP_FULL)
+				return rc;
 		}
-		rc = run_ops(disk, op, 0, 1, &end);
-		if (rc != MDB_MAP_FULL)
-			return rc;
-		if (put && i + 1 >= DISK_PUT_TRIES) {
-			count(&disk->dropped, 1);
-			return 0;
-		}
+		count(&disk->dropped, 1);
+		return 0;
 	}
-	return rc;
+	start = strata_now_ms();
+	for (;;) {
+		if (!reclaimed)
+			reclaimed = reclaim_commit(disk) == 0;
+		rc = run_ops(disk, op, 0, 1, &end);
+		if (rc != MDB_MAP_FULL ||
+		    strata_now_ms() - start >= DISK_FULL_WAIT_MS)
+			return rc;
+		sleep_ms(nap);
+		nap = nap * 2 < DISK_FULL_SLEEP_MAX_MS ? nap * 2
+						       : DISK_FULL_SLEEP_MAX_MS;
+	}
 }
 
 /*
- * Apply a batch taken from the queue.  MDB_MAP_FULL never leaves here: the
- * operation that met it is applied alone after making room (a put that
- * still does not fit is dropped and counted).  Any other error drops the
- * rest of the batch (puts counted) and is returned for flush(); if that
- * lost a removal or a clear, every later meta put is refused (see
- * strata_disk_meta_put()).  A batch in which a meta put was refused
- * returns STRATA_EUNAVAIL for flush() once the rest is applied.
+ * Apply a batch taken from the queue.  The operation that met
+ * MDB_MAP_FULL is applied alone (apply_alone()): a put that still does
+ * not fit is dropped and counted, so MDB_MAP_FULL leaves here only for a
+ * removal, clear or meta put that waited DISK_FULL_WAIT_MS in vain.  An
+ * error drops the rest of the batch (puts counted) and is returned for
+ * flush(); if that lost a removal or a clear, every later meta put is
+ * refused (see strata_disk_meta_put()).  A batch in which a meta put was
+ * refused returns STRATA_EUNAVAIL for flush() once the rest is applied.
  */
 static int apply_batch(struct strata_disk *disk, const struct disk_op *ops,
 		       size_t n)

@@ -143,12 +143,15 @@ int strata_disk_clear(struct strata_disk *disk);
 
 /*
  * Block until every operation queued so far is committed (tests, admin
- * purge answers, shutdown).  Returns 0, or a negative error when an
- * operation failed in the writer (a write error, or a meta put refused:
- * STRATA_EUNAVAIL, see strata_disk_meta_put()) that either this thread
- * queued since its last flush of this tier, or that was not yet committed
- * when the call began.  (A thread that queues on two tiers alternately is
- * told only of the latter kind for the one it queued on first.)
+ * purge answers, shutdown).  Usually a batch's time; but a removal, clear
+ * or meta put that finds the map's free pages pinned by readers waits for
+ * them (up to 5 seconds, see docs/disk-tier.md), and so does the flush.
+ * Returns 0, or a negative error when an operation failed in the writer
+ * (a write error, or a meta put refused: STRATA_EUNAVAIL, see
+ * strata_disk_meta_put()) that either this thread queued since its last
+ * flush of this tier, or that was not yet committed when the call began.
+ * (A thread that queues on two tiers alternately is told only of the
+ * latter kind for the one it queued on first.)
  */
 int strata_disk_flush(struct strata_disk *disk);
 
@@ -237,14 +240,15 @@ int strata_disk_meta_get(struct strata_disk *disk, const char *name,
  * Failure: a removal or clear that was refused when queued
  * (STRATA_EUNAVAIL) was never queued: a caller recording progress must
  * not queue the put after such a refusal.  If a queued removal or clear
- * is lost to a write error in the writer (strata_disk_flush() reports the
- * error), every meta put applied after that is refused until the tier is
- * reopened: nothing is written, the writer logs it, and
- * strata_disk_flush() returns STRATA_EUNAVAIL.  So a committed record
- * never claims a removal that was lost; after a restart the follower
- * resumes from its last committed record and replays what followed.
- * (With sync "none" or "meta", an OS crash may undo the last commits
- * together: the order still holds.)
+ * is lost to a write error in the writer (an I/O error, or a map kept
+ * full for seconds by another process's read transaction;
+ * strata_disk_flush() reports the error), every meta put applied after
+ * that is refused until the tier is reopened: nothing is written, the
+ * writer logs it, and strata_disk_flush() returns STRATA_EUNAVAIL.  So a
+ * committed record never claims a removal that was lost; after a restart
+ * the follower resumes from its last committed record and replays what
+ * followed.  (With sync "none" or "meta", an OS crash may undo the last
+ * commits together: the order still holds.)
  */
 int strata_disk_meta_put(struct strata_disk *disk, const char *name,
 			 const void *value, size_t len);

@@ -1756,6 +1756,119 @@ Test(disk, meta_put_refused_after_a_lost_removal)
 	close(from_child[0]);
 }
 
+/* A scan whose callback holds the scan's read transaction open: it waits
+ * until told, then for hold_ms more. */
+struct pinning_scan {
+	struct strata_disk *disk;
+	pthread_mutex_t lock;
+	pthread_cond_t cv;
+	bool pinned, release;
+	unsigned hold_ms;
+	long rc;
+};
+
+static int pinning_cb(void *arg, const char *text, size_t len,
+		      const struct strata_key *key)
+{
+	struct pinning_scan *p = arg;
+
+	(void)text;
+	(void)len;
+	(void)key;
+	pthread_mutex_lock(&p->lock);
+	p->pinned = true;
+	pthread_cond_broadcast(&p->cv);
+	while (!p->release)
+		pthread_cond_wait(&p->cv, &p->lock);
+	pthread_mutex_unlock(&p->lock);
+	sleep_ms(p->hold_ms);
+	return 1;
+}
+
+static void *pinning_scan_main(void *arg)
+{
+	struct pinning_scan *p = arg;
+
+	p->rc = strata_disk_scan_tag(p->disk, "pin", 0, pinning_cb, p);
+	return NULL;
+}
+
+/*
+ * A reader of this process pins the pages freed after it began (here a
+ * scan; in production as well a lookup whose thread is preempted), so
+ * with the map's other pages used up even a removal meets MDB_MAP_FULL.
+ * Such a reader ends soon: the removals wait for it instead of being
+ * lost, flush() says 0, and the meta put queued after them commits.
+ */
+Test(disk, removal_waits_for_a_reader_pinning_pages)
+{
+	struct strata_disk *disk = open_tier(STRATA_DISK_MIN_SIZE);
+	struct pinning_scan p = { .hold_ms = 300 };
+	const char *const tags[] = { "pin" };
+	static char body[1500];
+	char text[32];
+	struct strata_key key;
+	uint64_t t0, waited;
+	unsigned i, filled;
+	pthread_t tid;
+
+	store_tagged(disk, "GET /pin\n", "x", strata_wall_ms() + HOUR_MS,
+		     tags, 1);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	p.disk = disk;
+	pthread_mutex_init(&p.lock, NULL);
+	pthread_cond_init(&p.cv, NULL);
+	cr_assert_eq(pthread_create(&tid, NULL, pinning_scan_main, &p), 0);
+	pthread_mutex_lock(&p.lock);
+	while (!p.pinned)
+		pthread_cond_wait(&p.cv, &p.lock);
+	pthread_mutex_unlock(&p.lock);
+
+	/* Fill the map while the scan pins what is freed meanwhile. */
+	memset(body, 'f', sizeof(body) - 1);
+	for (i = 0; i < 2000 && stats_of(disk).dropped == 0; i++) {
+		snprintf(text, sizeof(text), "GET /fill/%u\n", i);
+		store_text(disk, text, body, strata_wall_ms() + HOUR_MS);
+		cr_assert_eq(strata_disk_flush(disk), 0);
+	}
+	cr_assert_gt(stats_of(disk).dropped, 0, "the map filled up");
+	filled = i;
+
+	/* Purge them all and record it; the reader lets go 300 ms later
+	 * (the removals used to give up after some 60 ms). */
+	for (i = 0; i < filled; i++) {
+		snprintf(text, sizeof(text), "GET /fill/%u\n", i);
+		strata_key_hash(text, strlen(text), &key);
+		cr_assert_eq(strata_disk_remove(disk, &key), 0);
+	}
+	cr_assert_eq(strata_disk_meta_put(disk, "test.pos", "1", 1), 0);
+	t0 = strata_now_ms();
+	pthread_mutex_lock(&p.lock);
+	p.release = true;
+	pthread_cond_broadcast(&p.cv);
+	pthread_mutex_unlock(&p.lock);
+	cr_assert_eq(strata_disk_flush(disk), 0, "no removal was lost");
+	waited = strata_now_ms() - t0;
+	cr_assert_eq(pthread_join(tid, NULL), 0);
+	cr_assert_eq(p.rc, 1);
+	cr_assert_geq(waited, p.hold_ms / 2, "waited %" PRIu64 " ms: the "
+		      "removals met a full map and waited for the reader",
+		      waited);
+	expect_meta(disk, "test.pos", "1");
+	for (i = 0; i < filled; i++) {
+		snprintf(text, sizeof(text), "GET /fill/%u\n", i);
+		expect_miss(disk, text);
+	}
+	cr_assert_leq(stats_of(disk).entries, 1);
+	/* Nothing was lost, so meta puts are not refused either. */
+	cr_assert_eq(strata_disk_meta_put(disk, "test.pos", "2", 1), 0);
+	cr_assert_eq(strata_disk_flush(disk), 0);
+	expect_meta(disk, "test.pos", "2");
+	pthread_cond_destroy(&p.cv);
+	pthread_mutex_destroy(&p.lock);
+	strata_disk_close(&disk);
+}
+
 /* --- older disk formats -------------------------------------------------- */
 
 /* A directory as Strata's disk format version 1 wrote it: no tags
