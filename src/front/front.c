@@ -2549,6 +2549,8 @@ int strata_front_start(struct strata_front *front)
 
 	if (rc != 0)
 		return rc;
+	/* Before the workers start: they read front->self unlocked. */
+	start_self_client(front);
 	front->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, access_cb, front,
 		/* First, so that even option errors reach our log. */
@@ -2569,7 +2571,6 @@ int strata_front_start(struct strata_front *front)
 		return -EIO;
 	}
 	front->accepting = true; /* the socket is libmicrohttpd's now */
-	start_self_client(front);
 	return 0;
 }
 
