@@ -2611,12 +2611,15 @@ void strata_front_free(struct strata_front **frontp)
 	front = *frontp;
 	STRATA_ASSERT(front->magic == FRONT_MAGIC);
 	/* Refreshes in flight are requests to our own daemon: cancel them
-	 * first (their connections then close) and stop the client. */
-	strata_upstream_free(&front->self);
+	 * first (their connections then close); the client itself goes
+	 * after the workers, which read front->self without a lock. */
+	if (front->self != NULL)
+		strata_upstream_cancel_all(front->self);
 	if (front->daemon != NULL)
 		MHD_stop_daemon(front->daemon); /* closes listen_fd */
 	else if (front->listen_fd >= 0)
 		close(front->listen_fd);
+	strata_upstream_free(&front->self);
 	strata_route_table_release(&front->routes);
 	free(front->listen);
 	free(front->tags_header);
