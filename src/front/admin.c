@@ -20,16 +20,13 @@
 
 #include "front/admin.h"
 
-#include <arpa/inet.h>
 #include <errno.h>
 #include <jansson.h>
 #include <microhttpd.h>
-#include <netdb.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include "cache/entry.h"
@@ -38,6 +35,7 @@
 #include "cache/purge.h"
 #include "core/log.h"
 #include "core/route.h"
+#include "front/front.h"
 #include "obs/metrics.h"
 #include "tier/disk.h"
 #include "tier/fleet.h"
@@ -1275,56 +1273,6 @@ static void admin_log_cb(void *cls, const char *fmt, va_list ap)
 
 /* ---- lifecycle ------------------------------------------------------------------------- */
 
-static int bind_listener(const char *listen_addr, int *fd_out,
-			 unsigned *port)
-{
-	char host[256];
-	const char *colon = strrchr(listen_addr, ':'), *h = listen_addr;
-	struct addrinfo hints = {0}, *res = NULL;
-	struct sockaddr_storage ss;
-	socklen_t ss_len = sizeof(ss);
-	size_t hlen;
-	int fd, one = 1, rc;
-
-	if (colon == NULL)
-		return -EINVAL;
-	hlen = (size_t)(colon - listen_addr);
-	if (hlen >= 2 && h[0] == '[' && h[hlen - 1] == ']') {
-		h++;
-		hlen -= 2;
-	}
-	if (hlen >= sizeof(host))
-		return -EINVAL;
-	memcpy(host, h, hlen);
-	host[hlen] = '\0';
-	hints.ai_family = AF_UNSPEC;
-	hints.ai_socktype = SOCK_STREAM;
-	hints.ai_flags = AI_PASSIVE | AI_NUMERICSERV;
-	if (getaddrinfo(hlen ? host : NULL, colon + 1, &hints, &res) != 0)
-		return -EINVAL;
-	fd = socket(res->ai_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0) {
-		freeaddrinfo(res);
-		return -errno;
-	}
-	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	rc = bind(fd, res->ai_addr, res->ai_addrlen) == 0 &&
-			     listen(fd, 64) == 0
-		     ? 0
-		     : -errno;
-	freeaddrinfo(res);
-	if (rc != 0) {
-		close(fd);
-		return rc;
-	}
-	if (getsockname(fd, (struct sockaddr *)&ss, &ss_len) == 0)
-		*port = ntohs(ss.ss_family == AF_INET6
-				      ? ((struct sockaddr_in6 *)&ss)->sin6_port
-				      : ((struct sockaddr_in *)&ss)->sin_port);
-	*fd_out = fd;
-	return 0;
-}
-
 int strata_admin_start(const struct strata_admin_deps *deps,
 		       struct strata_admin **out)
 {
@@ -1350,12 +1298,9 @@ int strata_admin_start(const struct strata_admin_deps *deps,
 		goto fail;
 	}
 	admin->deps.routes = strata_route_table_ref(deps->routes);
-	rc = bind_listener(admin->listen, &fd, &admin->port);
-	if (rc != 0) {
-		strata_log_error("admin.listen %s: %s", admin->listen,
-				 strerror(-rc));
-		goto fail;
-	}
+	rc = strata_front_bind(admin->listen, 64, &fd, &admin->port);
+	if (rc != 0)
+		goto fail; /* logged, with the address */
 	admin->daemon = MHD_start_daemon(
 		MHD_USE_THREAD_PER_CONNECTION | MHD_USE_INTERNAL_POLLING_THREAD |
 			MHD_USE_ERROR_LOG,

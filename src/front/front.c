@@ -2473,15 +2473,16 @@ int strata_front_new(const struct strata_front_config *cfg,
  * the workers keep the descriptor number, which now reads as an idle
  * eventfd, and libmicrohttpd closes it at MHD_stop_daemon().
  */
-static int open_listener(struct strata_front *front)
+int strata_front_bind(const char *listen_addr, int backlog, int *fd_out,
+		      unsigned *port)
 {
 	struct sockaddr_storage ss;
 	socklen_t ss_len;
-	int one = 1, fd, rc = resolve_listen(front->listen, &ss, &ss_len);
+	int one = 1, fd, rc = resolve_listen(listen_addr, &ss, &ss_len);
 
 	if (rc != 0) {
 		strata_log_error("listen %s: not a host:port address",
-				 front->listen);
+				 listen_addr);
 		return rc;
 	}
 	fd = socket(ss.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -2489,18 +2490,24 @@ static int open_listener(struct strata_front *front)
 		return -errno;
 	setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
 	if (bind(fd, (struct sockaddr *)&ss, ss_len) != 0 ||
-	    listen(fd, 1024) != 0) {
+	    listen(fd, backlog) != 0) {
 		rc = -errno;
-		strata_log_error("listen %s: %s", front->listen, strerror(-rc));
+		strata_log_error("listen %s: %s", listen_addr, strerror(-rc));
 		close(fd);
 		return rc;
 	}
 	if (getsockname(fd, (struct sockaddr *)&ss, &ss_len) == 0)
-		front->port = ntohs(ss.ss_family == AF_INET6
-					    ? ((struct sockaddr_in6 *)&ss)->sin6_port
-					    : ((struct sockaddr_in *)&ss)->sin_port);
-	front->listen_fd = fd;
+		*port = ntohs(ss.ss_family == AF_INET6
+				      ? ((struct sockaddr_in6 *)&ss)->sin6_port
+				      : ((struct sockaddr_in *)&ss)->sin_port);
+	*fd_out = fd;
 	return 0;
+}
+
+static int open_listener(struct strata_front *front)
+{
+	return strata_front_bind(front->listen, 1024, &front->listen_fd,
+				 &front->port);
 }
 
 /* The loopback client for background refreshes (see struct

@@ -82,6 +82,15 @@ struct strata_front_deps {
 	void *invalidate_ctx;
 };
 
+/*
+ * Open a listening TCP socket on "host:port" or "[v6]:port" (port 0
+ * picks one): SO_REUSEADDR, close-on-exec.  Sets *fd (the caller owns it)
+ * and *port (the bound one).  Returns 0 or a negative errno, logged with
+ * the address.  Shared by the proxy and admin listeners.
+ */
+int strata_front_bind(const char *listen_addr, int backlog, int *fd,
+		      unsigned *port);
+
 /* Create a front end.  Returns 0 or a negative error. */
 int strata_front_new(const struct strata_front_config *cfg,
 		     const struct strata_front_deps *deps,
