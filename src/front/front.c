@@ -1417,6 +1417,35 @@ static void request_limits(struct request *rq)
 	}
 }
 
+/*
+ * The client's max-stale (RFC 9111 section 5.2.1.2): a stale entry it
+ * accepts answers without going forward, unless the stored response
+ * forbids stale use (section 4.2.4).
+ */
+static void serve_max_stale(struct request *rq)
+{
+	const struct strata_cc_delta *ms = &rq->req_cc.max_stale;
+	struct strata_cc_response cc;
+	int64_t now = strata_wall_ms(), stale_ms;
+
+	if (ms->state != STRATA_CC_SET || is_marker(rq->stale))
+		return;
+	strata_cc_parse_response(strata_entry_header(rq->stale,
+						     "Cache-Control"),
+				 &cc);
+	if (cc.no_cache || cc.must_revalidate || cc.proxy_revalidate ||
+	    cc.s_maxage.state != STRATA_CC_ABSENT)
+		return;
+	stale_ms = now - rq->stale->expires;
+	if (ms->seconds != STRATA_CC_UNBOUNDED &&
+	    stale_ms > ms->seconds * 1000)
+		return;
+	rq->entry = rq->stale;
+	rq->stale = NULL;
+	strata_entry_hit(rq->entry);
+	rq->cache_status = "strata; hit; fwd=stale; detail=max-stale";
+}
+
 /* Decide what kind of request this is for the cache. */
 static void classify(struct strata_front *front, struct request *rq,
 		     struct MHD_Connection *conn, const char *method)
@@ -1463,6 +1492,8 @@ static void classify(struct strata_front *front, struct request *rq,
 	lookup(front, rq);
 	if (route->ttl_origin && rq->entry != NULL)
 		request_limits(rq);
+	if (route->ttl_origin && rq->entry == NULL && rq->stale != NULL)
+		serve_max_stale(rq);
 }
 
 static void waiter_done_cb(struct strata_flight_waiter *w,

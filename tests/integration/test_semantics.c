@@ -606,3 +606,34 @@ Test(semantics, must_revalidate_and_s_maxage_forbid_stale_if_error)
 	cr_expect_eq(b.status, 200, "the route's window: %s", b.cache_status);
 	unlink(path);
 }
+
+Test(semantics, the_clients_max_stale_accepts_a_stale_entry)
+{
+	char path[64];
+	struct answer a;
+	size_t before;
+
+	/* The stale window keeps expired entries around for a minute. */
+	start_yaml("routes:\n"
+		   "  - path: /cc\n"
+		   "    ttl: origin\n"
+		   "    stale_if_error: 1m\n",
+		   path, sizeof(path));
+	req("GET", "/cc?value=max-age=1", NULL);
+	req("GET", "/cc?value=max-age=1,must-revalidate", NULL);
+	usleep((useconds_t)proc_scaled_ms(1300) * 1000);
+	before = origin_count_prefix(origin, "/cc");
+	a = req("GET", "/cc?value=max-age=1",
+		(const char *[]){"Cache-Control: max-stale=60", NULL});
+	cr_expect(has(&a, "fwd=stale; detail=max-stale"), "%s", a.cache_status);
+	cr_expect_eq(origin_count_prefix(origin, "/cc"), before);
+	a = req("GET", "/cc?value=max-age=1",
+		(const char *[]){"Cache-Control: max-stale=0", NULL});
+	cr_expect(!has(&a, "max-stale"), "too stale for it: %s",
+		  a.cache_status);
+	a = req("GET", "/cc?value=max-age=1,must-revalidate",
+		(const char *[]){"Cache-Control: max-stale", NULL});
+	cr_expect(!has(&a, "max-stale"), "must-revalidate: %s",
+		  a.cache_status);
+	unlink(path);
+}
