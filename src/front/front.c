@@ -1522,7 +1522,17 @@ static void fill_done_cb(void *arg, enum strata_redis_fill outcome,
 	struct request *rq = arg;
 
 	rq->fill = outcome;
-	rq->entry = entry; /* ours now (HIT, FILLED); NULL otherwise */
+	if (outcome == STRATA_REDIS_FILL_HIT ||
+	    outcome == STRATA_REDIS_FILL_FILLED) {
+		rq->entry = entry; /* ours now */
+	} else if (entry != NULL) {
+		/* Redis's expired copy: for revalidation and stale-if-error,
+		 * unless this server had one already. */
+		if (rq->stale == NULL)
+			rq->stale = entry;
+		else
+			strata_entry_release(&entry);
+	}
 	wake(rq);
 }
 

@@ -772,7 +772,8 @@ static int parse_entry(struct strata_redis *r, const redisReply *reply,
 	}
 	if (!strata_key_equal(&e->key, op->key) || e->key_len != op->key_len ||
 	    memcmp(e->key_text, op->key_text, op->key_len) != 0 ||
-	    !strata_entry_fresh(e, op->now)) {
+	    !(strata_entry_fresh(e, op->now) ||
+	      (op->stale_ok && op->now < e->keep_until))) {
 		strata_entry_release(&e);
 		return STRATA_EMISS;
 	}

@@ -184,6 +184,9 @@ struct strata_redis_op {
 	const char *key_text;                /* GET, POLL */
 	size_t key_len;
 	int64_t now;                         /* GET, POLL: freshness */
+	bool stale_ok;                       /* GET: also an expired entry
+						still kept (now < keep_until):
+						the caller checks freshness */
 	const struct strata_entry *entry;    /* SET (borrowed) */
 	const char *token;                   /* LOCK, UNLOCK */
 	uint64_t ttl_ms;                     /* LOCK */

@@ -97,6 +97,9 @@ struct op {
 	struct op *next;
 	struct strata_key key;          /* all but OP_SET */
 	struct strata_entry *entry;     /* OP_SET: our reference */
+	struct strata_entry *stale;     /* OP_FILL: a kept, expired copy
+					   found by GET, handed to the
+					   callback with LEAD or FETCH */
 	int64_t now;                    /* lookups: freshness */
 	uint64_t due_ms;                /* FILL_POLL: monotonic */
 	uint64_t deadline_ms;           /* FILL_POLL: give up then */
@@ -169,6 +172,7 @@ static void free_op(struct op **op)
 	if (*op == NULL)
 		return;
 	strata_entry_release(&(*op)->entry);
+	strata_entry_release(&(*op)->stale);
 	free(*op);
 	*op = NULL;
 }
@@ -272,6 +276,7 @@ static void to_redis_op(const struct strata_redis_async *ra,
 		rop->kind = op->state == FILL_GET    ? STRATA_REDIS_OP_GET
 			    : op->state == FILL_LOCK ? STRATA_REDIS_OP_LOCK
 						     : STRATA_REDIS_OP_POLL;
+		rop->stale_ok = op->state == FILL_GET;
 		rop->token = ra->token;
 		rop->ttl_ms = ra->lock_ttl_ms;
 		break;
@@ -299,9 +304,16 @@ static enum next advance_fill(struct strata_redis_async *ra, struct op *op,
 
 	switch (op->state) {
 	case FILL_GET:
-		if (rop->rc == 0) {
+		if (rop->rc == 0 && strata_entry_fresh(rop->found, op->now)) {
 			finish_fill(ra, op, STRATA_REDIS_FILL_HIT, rop->found);
 			return NEXT_DONE;
+		}
+		if (rop->rc == 0) {
+			/* Expired but kept: a copy to revalidate; the fill
+			 * goes on as a miss. */
+			op->stale = rop->found;
+			rop->found = NULL;
+			rop->rc = STRATA_EMISS;
 		}
 		if (rop->rc == STRATA_EMISS && ra->token[0] != '\0') {
 			op->state = FILL_LOCK;
@@ -310,7 +322,8 @@ static enum next advance_fill(struct strata_redis_async *ra, struct op *op,
 		break;
 	case FILL_LOCK:
 		if (rop->rc == 0) {
-			finish_fill(ra, op, STRATA_REDIS_FILL_LEAD, NULL);
+			finish_fill(ra, op, STRATA_REDIS_FILL_LEAD, op->stale);
+			op->stale = NULL;
 			return NEXT_DONE;
 		}
 		if (rop->rc == -EBUSY) {
@@ -345,7 +358,8 @@ static enum next advance_fill(struct strata_redis_async *ra, struct op *op,
 		break;
 	}
 	strata_entry_release(&rop->found);
-	finish_fill(ra, op, STRATA_REDIS_FILL_FETCH, NULL);
+	finish_fill(ra, op, STRATA_REDIS_FILL_FETCH, op->stale);
+	op->stale = NULL;
 	return NEXT_DONE;
 }
 

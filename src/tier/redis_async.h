@@ -75,7 +75,9 @@ enum strata_redis_fill {
 };
 
 /* A fill's completion, on a worker thread, exactly once per accepted
- * fill.  `entry` (HIT, FILLED only) is a new reference the callee owns. */
+ * fill.  `entry` is a new reference the callee owns: the answer for HIT
+ * and FILLED; for LEAD and FETCH, NULL or an expired copy Redis still
+ * kept (keep_until), for the fetch to revalidate and to fall back on. */
 typedef void strata_redis_fill_fn(void *arg, enum strata_redis_fill outcome,
 				  struct strata_entry *entry);
 

@@ -51,7 +51,8 @@ static void start(int i, const char *url)
 	char upstream[64], set_url[192];
 	const char *args[] = {
 		"--upstream", upstream, "--route", "/doc/*=60s",
-		"--route", "/slow=60s", "--set", set_url,
+		"--route", "/slow=60s", "--route", "/validated/*=1s",
+		"--set", set_url,
 		"--set", "cache.redis.timeout=500ms", "--set",
 		"cache.redis.prefix=sh", NULL,
 	};
@@ -181,4 +182,22 @@ Test(shared, redis_down_at_start_serves_and_logs_once)
 			lines++;
 	cr_expect_eq(lines, 1, "down logged %d times:\n%s", lines, out);
 	free(out);
+}
+
+Test(shared, an_expired_copy_in_redis_is_revalidated_by_another_process)
+{
+	char cs[128];
+	const struct origin_request *last;
+
+	start(0, redis_url);
+	start(1, redis_url);
+	cr_assert_eq(get(0, "/validated/x", cs, sizeof(cs)), 200);
+	cr_assert(wait_entries("1", 2000));
+	usleep((useconds_t)proc_scaled_ms(1300) * 1000); /* expired */
+	/* B has nothing of its own: Redis's kept copy is revalidated. */
+	cr_assert_eq(get(1, "/validated/x", cs, sizeof(cs)), 200);
+	cr_expect_str_eq(cs, "strata; fwd=stale; fwd-status=304; stored");
+	last = origin_last(origin);
+	cr_expect_str_eq(origin_header(last, "If-None-Match"), "\"doc-v1\"");
+	cr_expect_eq(origin_count_prefix(origin, "/validated/x"), 2);
 }
