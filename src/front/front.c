@@ -1477,14 +1477,16 @@ static void classify(struct strata_front *front, struct request *rq,
 	if (is_background_refresh(front, conn)) {
 		/* Our own refresh: find the kept entry for its validators,
 		 * never answer from it. */
-		rq->background = rq->client_refresh = true;
-		rq->cache_status = CACHE_STATUS_REQUEST;
+		rq->background = true;
 		lookup(front, rq);
-		if (rq->entry != NULL) {
-			strata_entry_release(&rq->stale);
-			rq->stale = rq->entry;
-			rq->entry = NULL;
-		}
+		/* Another refresh got there first: the entry is fresh again,
+		 * nothing to fetch (answered from it, to ourselves). */
+		if (rq->entry != NULL &&
+		    strata_entry_fresh(rq->entry, strata_wall_ms()))
+			return;
+		strata_entry_release(&rq->entry);
+		rq->client_refresh = true;
+		rq->cache_status = CACHE_STATUS_REQUEST;
 		return;
 	}
 	if (route->ttl_origin && !request_directives(rq, conn))
