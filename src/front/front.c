@@ -124,6 +124,17 @@ struct strata_front {
 	atomic_uint refreshes;         /* in flight, bounded */
 };
 
+/* The request headers that make an answer from an entry conditional or
+ * partial, found in the one pass begin() makes over
+ * the request's headers (values owned by libmicrohttpd, valid for the
+ * request). */
+struct cond_scan {
+	struct strata_cond_request cond;
+	const char *range;
+	const char *if_range;
+	bool any;
+};
+
 enum phase { PHASE_NEW, PHASE_BODY, PHASE_SHARED, PHASE_FETCH,
 	     PHASE_JOINED, PHASE_ANSWERED };
 
@@ -168,6 +179,7 @@ struct request {
 	const char *tier;          /* static: the tier a hit came from */
 	char *tracestate;          /* forwarded with traceparent; NULL */
 	struct strata_trace trace; /* what this request forwards */
+	struct cond_scan cond;     /* conditional and Range headers */
 	bool fleet_lock;           /* holds the key's fleet lock in Redis */
 	struct strata_key lock_key; /* ... on this key */
 	bool revalidating;         /* the fill sent the stale entry's
@@ -281,15 +293,6 @@ static enum MHD_Result answer_upstream_error(struct MHD_Connection *conn,
 	}
 }
 
-/* The request headers that make an answer from an entry conditional or
- * partial, found in one pass over the request's headers. */
-struct cond_scan {
-	struct strata_cond_request cond;
-	const char *range;
-	const char *if_range;
-	bool any;
-};
-
 static enum MHD_Result cond_cb(void *cls, enum MHD_ValueKind kind,
 			       const char *name, const char *value)
 {
@@ -329,7 +332,7 @@ static enum MHD_Result answer_entry(struct request *rq,
 				    const char *cache_status)
 {
 	struct strata_entry *e = rq->entry;
-	struct cond_scan c = {.cond.method = rq->method};
+	const struct cond_scan *c = &rq->cond;
 	struct strata_range_plan plan = {.kind = STRATA_RANGE_WHOLE};
 	int64_t now = strata_wall_ms();
 	bool head = strcmp(rq->method, "HEAD") == 0;
@@ -337,8 +340,7 @@ static enum MHD_Result answer_entry(struct request *rq,
 
 	rq->cache_status = cache_status;
 	rq->phase = PHASE_ANSWERED;
-	MHD_get_connection_values(rq->conn, MHD_HEADER_KIND, cond_cb, &c);
-	if (c.any) {
+	if (c->any) {
 		struct strata_cond_stored stored = {
 			.status = e->status,
 			.etag = strata_entry_header(e, "ETag"),
@@ -348,7 +350,7 @@ static enum MHD_Result answer_entry(struct request *rq,
 			.received_ms = e->created,
 		};
 
-		switch (strata_conditional_evaluate(&c.cond, &stored)) {
+		switch (strata_conditional_evaluate(&c->cond, &stored)) {
 		case STRATA_COND_NOT_MODIFIED:
 			rq->bytes = 0;
 			rc = strata_reply_not_modified(rq->conn, e,
@@ -362,11 +364,11 @@ static enum MHD_Result answer_entry(struct request *rq,
 		case STRATA_COND_NONE:
 			break;
 		}
-		if (c.range != NULL && e->status == 200 &&
+		if (c->range != NULL && e->status == 200 &&
 		    strcmp(rq->method, "GET") == 0 &&
-		    (c.if_range == NULL ||
-		     strata_conditional_if_range(c.if_range, &stored)))
-			strata_range_parse(c.range, e->body_len, &plan);
+		    (c->if_range == NULL ||
+		     strata_conditional_if_range(c->if_range, &stored)))
+			strata_range_parse(c->range, e->body_len, &plan);
 	}
 	if (plan.kind != STRATA_RANGE_WHOLE) {
 		rq->bytes = 0;
@@ -2137,6 +2139,7 @@ static enum MHD_Result joined(struct strata_front *front, struct request *rq,
 /* ---- the phases ---------------------------------------------------------- */
 
 struct trace_scan {
+	struct cond_scan *cond;   /* filled in the same pass */
 	const char *traceparent;
 	unsigned n_traceparent;
 	char *tracestate;     /* joined with "," */
@@ -2154,22 +2157,26 @@ static enum MHD_Result trace_cb(void *cls, enum MHD_ValueKind kind,
 	if (strcasecmp(name, "traceparent") == 0) {
 		t->traceparent = value;
 		t->n_traceparent++;
-	} else if (strcasecmp(name, "tracestate") == 0 &&
-		   join(&t->tracestate, value) != 0) {
-		t->failed = true;
+	} else if (strcasecmp(name, "tracestate") == 0) {
+		if (join(&t->tracestate, value) != 0)
+			t->failed = true;
+	} else {
+		cond_cb(t->cond, kind, name, value);
 	}
 	return MHD_YES;
 }
 
 /*
- * W3C Trace Context: continue the caller's trace with Strata as a new
+ * One pass over the request's headers, for every request: the
+ * conditional and Range headers answer_entry() needs (rq->cond), and W3C
+ * Trace Context: continue the caller's trace with Strata as a new
  * span, or start one (no traceparent, an invalid one, or two of them:
  * the spec's rule).  tracestate goes on only with a valid traceparent.
  * Every request gets a trace id, hits included, for the access log.
  */
 static void read_trace(struct request *rq, struct MHD_Connection *conn)
 {
-	struct trace_scan t = {0};
+	struct trace_scan t = {.cond = &rq->cond};
 	struct strata_trace in;
 	bool valid;
 
@@ -2195,6 +2202,7 @@ static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 	strncpy(rq->method, method, sizeof(rq->method) - 1);
 	snprintf(rq->protocol, sizeof(rq->protocol), "%s",
 		 version != NULL ? version : "HTTP/1.1");
+	rq->cond.cond.method = rq->method;
 	read_trace(rq, conn);
 	rq->phase = PHASE_BODY;
 	if (rq->target[0] != '/')
