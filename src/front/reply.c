@@ -56,37 +56,7 @@ static void entry_free_cb(void *cls)
 	strata_entry_release(&e);
 }
 
-int strata_reply_entry(struct MHD_Connection *conn, struct strata_entry *e,
-		       const char *cache_status, int64_t now,
-		       unsigned *status)
-{
-	struct strata_headers headers = {
-		.v = (struct strata_header *)e->headers,
-		.n = e->n_headers,
-	};
-	struct MHD_Response *resp;
-	char age[24];
-	int rc = 0;
 
-	/* Zero copy: libmicrohttpd sends straight from the entry, which the
-	 * response keeps alive until its free callback. */
-	resp = MHD_create_response_from_buffer_with_free_callback_cls(
-		e->body_len, (void *)e->body, entry_free_cb,
-		strata_entry_ref(e));
-	if (resp == NULL) {
-		strata_entry_release(&e);
-		return -ENOMEM;
-	}
-	strata_reply_headers(resp, &headers, cache_status);
-	age[strata_fmt_u64(age, (uint64_t)strata_entry_age_s(e, now))] = '\0';
-	add_one(resp, "Age", age);
-	if (MHD_queue_response(conn, e->status, resp) == MHD_YES)
-		*status = e->status;
-	else
-		rc = -EIO;
-	MHD_destroy_response(resp);
-	return rc;
-}
 
 /* The entry's headers that pass `keep` (NULL: all), then Via, Cache-Status
  * and Age. */
@@ -96,12 +66,18 @@ static void entry_headers(struct MHD_Response *resp,
 			  const char *cache_status, int64_t now)
 {
 	struct strata_header kept[STRATA_ENTRY_MAX_HEADERS];
-	struct strata_headers h = {.v = kept, .n = 0};
+	/* All of them (every hit): the entry's own array, no copy. */
+	struct strata_headers h = {.v = (struct strata_header *)e->headers,
+				   .n = e->n_headers};
 	char age[24];
 
-	for (size_t i = 0; i < e->n_headers; i++)
-		if (keep == NULL || keep(e->headers[i].name))
-			kept[h.n++] = e->headers[i];
+	if (keep != NULL) {
+		h.v = kept;
+		h.n = 0;
+		for (size_t i = 0; i < e->n_headers; i++)
+			if (keep(e->headers[i].name))
+				kept[h.n++] = e->headers[i];
+	}
 	strata_reply_headers(resp, &h, cache_status);
 	age[strata_fmt_u64(age, (uint64_t)strata_entry_age_s(e, now))] = '\0';
 	add_one(resp, "Age", age);
@@ -118,6 +94,25 @@ static int queue(struct MHD_Connection *conn, struct MHD_Response *resp,
 		rc = -EIO;
 	MHD_destroy_response(resp);
 	return rc;
+}
+
+int strata_reply_entry(struct MHD_Connection *conn, struct strata_entry *e,
+		       const char *cache_status, int64_t now,
+		       unsigned *status)
+{
+	struct MHD_Response *resp;
+
+	/* Zero copy: libmicrohttpd sends straight from the entry, which the
+	 * response keeps alive until its free callback. */
+	resp = MHD_create_response_from_buffer_with_free_callback_cls(
+		e->body_len, (void *)e->body, entry_free_cb,
+		strata_entry_ref(e));
+	if (resp == NULL) {
+		strata_entry_release(&e);
+		return -ENOMEM;
+	}
+	entry_headers(resp, e, NULL, cache_status, now);
+	return queue(conn, resp, e->status, status);
 }
 
 int strata_reply_not_modified(struct MHD_Connection *conn,
