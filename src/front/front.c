@@ -785,8 +785,7 @@ static void fetch_ended(struct strata_front *front, struct request *rq,
 static enum MHD_Result fetched(struct strata_front *front,
 			       struct request *rq);
 static enum MHD_Result upstream_failed(struct strata_front *front,
-				       struct request *rq, int err,
-				       unsigned status);
+				       struct request *rq, int err);
 
 static enum MHD_Result fetch(struct strata_front *front, struct request *rq,
 			     const char *method, const char *version,
@@ -807,7 +806,7 @@ static enum MHD_Result fetch(struct strata_front *front, struct request *rq,
 		rc = start_exchange(front, rq, method, version, collect);
 	if (rc != 0) {
 		fetch_ended(front, rq, 0, rc);
-		return upstream_failed(front, rq, rc, 0);
+		return upstream_failed(front, rq, rc);
 	}
 	rq->phase = PHASE_FETCH;
 	/* A handler may already be done: fetched() parks only if not. */
@@ -1299,33 +1298,40 @@ static bool stale_if_error_ok(const struct request *rq, int64_t now)
 }
 
 /*
- * The upstream failed (`err`, or answered `status` >= 500 when err is
- * 0): answer the kept stale entry when stale-if-error allows, sharing it
- * with the flight's waiters; otherwise the error.
+ * Answer the kept stale entry (stale_if_error_ok() said so) after the
+ * upstream failed: `status` is its 5xx, or 0 when it gave no answer.  The
+ * entry is shared with the flight's waiters.
+ */
+static enum MHD_Result answer_stale_if_error(struct strata_front *front,
+					     struct request *rq,
+					     unsigned status)
+{
+	if (status != 0)
+		snprintf(rq->status_buf, sizeof(rq->status_buf),
+			 "strata; fwd=stale; fwd-status=%u; "
+			 "detail=stale-if-error",
+			 status);
+	else
+		snprintf(rq->status_buf, sizeof(rq->status_buf),
+			 "strata; fwd=stale; detail=stale-if-error");
+	strata_entry_release(&rq->entry);
+	rq->entry = rq->stale;
+	rq->stale = NULL;
+	if (rq->flight != NULL)
+		strata_flight_end(front->flights, &rq->flight,
+				  STRATA_FLIGHT_ENTRY, rq->entry, 0);
+	return answer_entry(rq, rq->status_buf);
+}
+
+/*
+ * The upstream gave no answer (`err`): the kept stale entry when
+ * stale-if-error allows, otherwise the error, shared with the waiters.
  */
 static enum MHD_Result upstream_failed(struct strata_front *front,
-				       struct request *rq, int err,
-				       unsigned status)
+				       struct request *rq, int err)
 {
-	if (stale_if_error_ok(rq, strata_wall_ms())) {
-		if (status != 0)
-			snprintf(rq->status_buf, sizeof(rq->status_buf),
-				 "strata; fwd=stale; fwd-status=%u; "
-				 "detail=stale-if-error",
-				 status);
-		else
-			snprintf(rq->status_buf, sizeof(rq->status_buf),
-				 "strata; fwd=stale; detail=stale-if-error");
-		strata_entry_release(&rq->entry);
-		rq->entry = rq->stale;
-		rq->stale = NULL;
-		if (rq->flight != NULL)
-			strata_flight_end(front->flights, &rq->flight,
-					  STRATA_FLIGHT_ENTRY, rq->entry, 0);
-		return answer_entry(rq, rq->status_buf);
-	}
-	if (status != 0)
-		return MHD_NO; /* not reached: callers check first */
+	if (stale_if_error_ok(rq, strata_wall_ms()))
+		return answer_stale_if_error(front, rq, 0);
 	if (rq->flight != NULL)
 		strata_flight_end(front->flights, &rq->flight,
 				  STRATA_FLIGHT_ERROR, NULL, err);
@@ -1916,7 +1922,7 @@ static enum MHD_Result complete_revalidated(struct strata_front *front,
 	strata_headers_clear(&e2e);
 	if (rc != 0) {
 		strata_headers_clear(&merged);
-		return upstream_failed(front, rq, rc, 0);
+		return upstream_failed(front, rq, rc);
 	}
 	rq->revalidating = false;
 	rq->revalidated = true;
@@ -1962,7 +1968,7 @@ static enum MHD_Result complete(struct strata_front *front,
 	fetch_ended(front, rq, status, 0);
 	invalidate_after(front, rq, status, headers);
 	if (status >= 500 && stale_if_error_ok(rq, now))
-		return upstream_failed(front, rq, 0, status);
+		return answer_stale_if_error(front, rq, status);
 	if (rq->cacheable && front->tags_header != NULL) {
 		p.n_tags = parse_tags(strata_headers_get(headers,
 							 front->tags_header),
@@ -2112,7 +2118,7 @@ static enum MHD_Result fetched(struct strata_front *front, struct request *rq)
 	}
 	if (rc != 0) {
 		fetch_ended(front, rq, 0, rc);
-		return upstream_failed(front, rq, rc, 0);
+		return upstream_failed(front, rq, rc);
 	}
 	rq->phase = PHASE_ANSWERED;
 	return MHD_YES;
@@ -2132,7 +2138,7 @@ static enum MHD_Result joined(struct strata_front *front, struct request *rq,
 		return fetch(front, rq, method, version, false);
 	case STRATA_FLIGHT_ERROR:
 	default:
-		return upstream_failed(front, rq, rq->flight_error, 0);
+		return upstream_failed(front, rq, rq->flight_error);
 	}
 }
 
