@@ -886,36 +886,12 @@ bad_host:
 }
 
 /*
- * Copy a Redis URL for a message with its credentials masked: everything
- * between the user name's ':' and the last '@' becomes "***", and a user
- * part without a ':' (a password written without one) is masked whole.
- * The last '@' rather than the first, so that a password holding '@' or
- * '/' is masked whole too, and a URL without a scheme is masked as well.
- * unix:// URLs carry no credentials and are copied as they are.
- */
-static void mask_redis_url(const char *url, char *buf, size_t len)
-{
-	const char *scheme = strstr(url, "://");
-	const char *auth = scheme ? scheme + 3 : url;
-	const char *at = strrchr(auth, '@');
-	const char *colon;
-
-	if (!at || strncmp(url, "unix://", 7) == 0) {
-		snprintf(buf, len, "%s", url);
-		return;
-	}
-	colon = memchr(auth, ':', (size_t)(at - auth));
-	snprintf(buf, len, "%.*s%.*s:***%s", (int)(auth - url), url,
-		 colon ? (int)(colon - auth) : 0, auth, at);
-}
-
-/*
  * cache.redis.url, checked by the Redis tier's own parser so that the
  * server can never refuse at start-up a URL the configuration accepted.
  * That parser masks the password in its messages, but only where its
  * grammar finds one: a URL without a scheme, credentials without a ':',
  * or a password holding '/' or '@' would be quoted as written.  Those are
- * refused here first, quoting the URL through mask_redis_url(), so no
+ * refused here first, quoting the URL through strata_redis_url_mask(), so no
  * message ever shows a password.
  */
 static int check_redis_url(const char *text, char *why, size_t whylen)
@@ -929,7 +905,7 @@ static int check_redis_url(const char *text, char *why, size_t whylen)
 	struct strata_redis_url url;
 	char masked[320];
 
-	mask_redis_url(text, masked, sizeof(masked));
+	strata_redis_url_mask(text, masked, sizeof(masked));
 	for (const char *p = text; *p; p++) {
 		if ((unsigned char)*p <= ' ' || *p == 0x7f) {
 			snprintf(why, whylen, "redis URL \"%s\" contains "

@@ -11,6 +11,7 @@
 #include <string.h>
 
 #include "core/units.h"
+#include "tier/redis.h"
 
 static json_t *size_json(uint64_t bytes)
 {
@@ -36,24 +37,12 @@ static json_t *str_or_null(const char *s)
 /* The URL with any password replaced by "***". */
 static json_t *masked_url(const char *url)
 {
-	const char *scheme, *auth, *at, *colon;
-	char *out;
-	json_t *j;
+	char buf[1024];
 
 	if (url == NULL)
 		return json_null();
-	scheme = strstr(url, "://");
-	auth = scheme != NULL ? scheme + 3 : url;
-	at = strrchr(auth, '@');
-	if (at == NULL)
-		return json_string(url);
-	colon = memchr(auth, ':', (size_t)(at - auth));
-	if (asprintf(&out, "%.*s%s%s", (int)((colon ? colon : auth) - url),
-		     url, colon ? ":***" : "***", at) < 0)
-		return json_null();
-	j = json_string(out);
-	free(out);
-	return j;
+	strata_redis_url_mask(url, buf, sizeof(buf));
+	return json_string(buf);
 }
 
 static json_t *methods_json(unsigned m)

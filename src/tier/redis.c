@@ -106,27 +106,22 @@ static void count(atomic_uint_fast64_t *c)
 
 /* --- URLs ----------------------------------------------------------------- */
 
-/*
- * Copy `url` with any password replaced by "***".  Whatever precedes the
- * last '@' (after the scheme) is credentials, whatever its shape: a
- * malformed URL must not leak a password into a log line either.
- */
-static void mask_url(const char *url, char *buf, size_t len)
+void strata_redis_url_mask(const char *url, char *buf, size_t len)
 {
 	const char *scheme = strstr(url, "://");
 	const char *auth = scheme != NULL ? scheme + 3 : url;
 	const char *at = strrchr(auth, '@');
 	const char *colon;
 
-	if (at == NULL) {
+	if (at == NULL || strncmp(url, "unix://", 7) == 0) {
 		snprintf(buf, len, "%s", url);
 		return;
 	}
+	/* Keep a user name before the first ':', mask the rest; without a
+	 * ':' the whole user part may be the secret. */
 	colon = memchr(auth, ':', (size_t)(at - auth));
-	if (colon == NULL) /* "pw@host": all of it may be the secret */
-		snprintf(buf, len, "%.*s***%s", (int)(auth - url), url, at);
-	else
-		snprintf(buf, len, "%.*s:***%s", (int)(colon - url), url, at);
+	snprintf(buf, len, "%.*s%.*s:***%s", (int)(auth - url), url,
+		 colon != NULL ? (int)(colon - auth) : 0, auth, at);
 }
 
 static int url_error(const char *url, char *err, size_t err_len,
@@ -135,7 +130,7 @@ static int url_error(const char *url, char *err, size_t err_len,
 	char masked[512];
 
 	if (err != NULL && err_len > 0) {
-		mask_url(url, masked, sizeof(masked));
+		strata_redis_url_mask(url, masked, sizeof(masked));
 		snprintf(err, err_len, "redis URL \"%s\": %s (%s)", masked,
 			 problem, URL_FORMS);
 	}
@@ -499,7 +494,7 @@ int strata_redis_open(const struct strata_redis_config *cfg,
 		goto fail;
 	}
 	strcpy(r->prefix, prefix);
-	mask_url(cfg->url, r->url_text, sizeof(r->url_text));
+	strata_redis_url_mask(cfg->url, r->url_text, sizeof(r->url_text));
 	r->timeout_ms = cfg->timeout_ms ? cfg->timeout_ms : DEFAULT_TIMEOUT_MS;
 	r->read_timeout_ms = r->timeout_ms + cfg->block_ms;
 	r->backoff_min_ms = cfg->backoff_min_ms ? cfg->backoff_min_ms

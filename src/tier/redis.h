@@ -73,6 +73,15 @@ struct strata_redis_url {
 int strata_redis_url_parse(const char *url, struct strata_redis_url *out,
 			   char *err, size_t err_len);
 
+/*
+ * Copy `url` for a message or a report with its credentials masked:
+ * whatever precedes the last '@' after the scheme is credentials,
+ * whatever its shape, so a malformed URL leaks no password either; a user
+ * name before the first ':' is kept ("redis://u:***@host").  unix://
+ * URLs have no credentials and are copied as they are.
+ */
+void strata_redis_url_mask(const char *url, char *buf, size_t len);
+
 struct strata_redis_config {
 	const char *url;          /* as for strata_redis_url_parse() */
 	const char *prefix;       /* key prefix; NULL or "": "strata" */
