@@ -16,6 +16,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
+#include <time.h>
+
+#ifdef HAVE_SYSTEMD
+#include <systemd/sd-daemon.h>
+#endif
 
 #include "core/log.h"
 #include "strata/config.h"
@@ -146,10 +151,10 @@ static int parse_cmdline(int argc, char **argv, struct cmdline *cl)
 }
 
 /* Apply one flag over the configuration. */
-static int apply_flag(struct strata_config *cfg, int opt, char *arg,
+static int apply_flag(struct strata_config *cfg, int opt, const char *arg,
 		      bool *routes_cleared, char *err, size_t errlen)
 {
-	char *eq;
+	const char *eq;
 
 	for (size_t i = 0; i < sizeof(key_flags) / sizeof(key_flags[0]); i++)
 		if (key_flags[i].opt == opt)
@@ -164,7 +169,8 @@ static int apply_flag(struct strata_config *cfg, int opt, char *arg,
 		return strata_config_add_route(cfg, arg, "--route", err,
 					       errlen);
 	}
-	/* OPT_SET: KEY=VALUE */
+	/* OPT_SET: KEY=VALUE (split in a copy: a reload applies the flags
+	 * again) */
 	eq = strchr(arg, '=');
 	if (eq == NULL) {
 		snprintf(err, errlen,
@@ -173,21 +179,25 @@ static int apply_flag(struct strata_config *cfg, int opt, char *arg,
 			 arg);
 		return STRATA_ECONFIG;
 	}
-	*eq = '\0';
 	{
 		/* Name the key in messages: `--set cache.disk.sync`. */
-		char source[128];
+		char source[128], *key = strndup(arg, (size_t)(eq - arg));
+		int rc;
 
-		snprintf(source, sizeof(source), "--set %s", arg);
-		return strata_config_set(cfg, arg, eq + 1, source, err,
-					 errlen);
+		if (key == NULL)
+			return -ENOMEM;
+		snprintf(source, sizeof(source), "--set %s", key);
+		rc = strata_config_set(cfg, key, eq + 1, source, err, errlen);
+		free(key);
+		return rc;
 	}
 }
 
-/* Build the configuration: defaults, file, environment, flags. */
-static int build_config(const struct cmdline *cl, struct strata_config **out)
+/* Build the configuration: defaults, file, environment, flags.  On
+ * failure err holds the reason, naming the source (file:line: key). */
+static int build_config(const struct cmdline *cl, struct strata_config **out,
+			char *err, size_t errlen)
 {
-	char err[STRATA_CONFIG_ERRLEN] = "";
 	const char *file = cl->config_file;
 	bool routes_cleared = false;
 	struct strata_config *cfg = strata_config_new();
@@ -197,22 +207,23 @@ static int build_config(const struct cmdline *cl, struct strata_config **out)
 		return -ENOMEM;
 	if (file == NULL)
 		file = getenv("STRATA_CONFIG");
+	err[0] = '\0';
 	if (file != NULL && file[0] != '\0') {
-		rc = strata_config_load_file(cfg, file, err, sizeof(err));
+		rc = strata_config_load_file(cfg, file, err, errlen);
 		if (rc < 0 && rc != STRATA_ECONFIG && err[0] == '\0')
-			snprintf(err, sizeof(err), "%s: %s", file,
+			snprintf(err, errlen, "%s: %s", file,
 				 strata_strerror(rc));
 	}
 	if (rc == 0)
-		rc = strata_config_apply_env(cfg, environ, err, sizeof(err));
+		rc = strata_config_apply_env(cfg, environ, err, errlen);
 	for (size_t i = 0; rc == 0 && i < cl->n; i++)
 		rc = apply_flag(cfg, cl->opts[i], cl->args[i],
-				&routes_cleared, err, sizeof(err));
+				&routes_cleared, err, errlen);
 	if (rc == 0)
-		rc = strata_config_finish(cfg, err, sizeof(err));
+		rc = strata_config_finish(cfg, err, errlen);
 	if (rc != 0) {
-		fprintf(stderr, "strata: %s\n", err[0] ? err
-						       : strata_strerror(rc));
+		if (err[0] == '\0')
+			snprintf(err, errlen, "%s", strata_strerror(rc));
 		strata_config_free(&cfg);
 		return rc;
 	}
@@ -248,40 +259,124 @@ static void raise_fd_limit(void)
 	}
 }
 
-static int run(const struct strata_config *cfg)
+/*
+ * Tell systemd (Type=notify) what the service is doing: READY=1 once it
+ * serves, RELOADING=1 (with the monotonic time systemd 253 asks for)
+ * around a reload, STOPPING=1 when it drains.  A no-op outside systemd
+ * (no $NOTIFY_SOCKET) and without libsystemd.
+ */
+static void notify(const char *state)
 {
-	struct strata_server *srv = NULL;
+#ifdef HAVE_SYSTEMD
+	struct timespec ts;
+
+	if (strncmp(state, "RELOADING=1", 11) == 0 &&
+	    clock_gettime(CLOCK_MONOTONIC, &ts) == 0)
+		sd_notifyf(0, "%s\nMONOTONIC_USEC=%llu", state,
+			   (unsigned long long)ts.tv_sec * 1000000ull +
+				   (unsigned long long)ts.tv_nsec / 1000ull);
+	else
+		sd_notify(0, state);
+#else
+	(void)state;
+#endif
+}
+
+/* What a reload needs: the sources to read again, and the configuration
+ * in effect (its shutdown_timeout is read at exit). */
+struct reloader {
+	pthread_mutex_t lock;          /* SIGHUP and POST /admin/reload */
+	const struct cmdline *cl;
+	struct strata_server *srv;
+	struct strata_config *cfg;     /* owned */
+};
+
+/*
+ * Read the configuration again and apply it.  0 with the server's JSON
+ * report in *out; STRATA_ECONFIG with the reason in *out (the file, line
+ * and key), the running configuration untouched; or a negative errno.
+ */
+static int reload(void *ctx, char **out)
+{
+	struct reloader *r = ctx;
+	char err[STRATA_CONFIG_ERRLEN];
+	struct strata_config *next = NULL;
+	int rc;
+
+	*out = NULL;
+	pthread_mutex_lock(&r->lock);
+	notify("RELOADING=1");
+	rc = build_config(r->cl, &next, err, sizeof(err));
+	if (rc == 0)
+		rc = strata_server_reload(r->srv, next, out, err,
+					  sizeof(err));
+	if (rc == 0) {
+		strata_config_free(&r->cfg);
+		r->cfg = next;
+	} else {
+		strata_config_free(&next);
+		strata_log_error("reload refused, the running configuration "
+				 "stays: %s",
+				 err[0] ? err : strata_strerror(rc));
+		if (rc == STRATA_ECONFIG || err[0] != '\0') {
+			rc = STRATA_ECONFIG;
+			*out = strdup(err[0] ? err : strata_strerror(rc));
+		}
+	}
+	notify("READY=1");
+	pthread_mutex_unlock(&r->lock);
+	return rc;
+}
+
+static int run(const struct cmdline *cl, struct strata_config *cfg)
+{
+	struct reloader r = { .cl = cl, .cfg = cfg };
+	char *report = NULL;
+	uint64_t timeout_ms;
 	sigset_t set;
 	int sig = 0, rc;
 
+	pthread_mutex_init(&r.lock, NULL);
 	block_signals(&set);
 	raise_fd_limit();
-	rc = strata_server_new(cfg, &srv);
-	if (rc == 0)
-		rc = strata_server_start(srv);
+	rc = strata_server_new(cfg, &r.srv);
+	if (rc == 0) {
+		strata_server_set_reloader(r.srv, reload, &r);
+		rc = strata_server_start(r.srv);
+	}
 	if (rc != 0) {
 		strata_log_error("cannot start: %s", strata_strerror(rc));
-		strata_server_free(&srv);
+		strata_server_free(&r.srv);
+		strata_config_free(&r.cfg);
 		return EXIT_FAILURE;
 	}
 	strata_log_info("strata %s listening on %s (port %u), upstream %s, "
 			"%zu route(s), %u worker(s)",
-			strata_version(), cfg->listen, strata_server_port(srv),
-			cfg->upstream.url, cfg->n_routes, cfg->workers);
+			strata_version(), cfg->listen,
+			strata_server_port(r.srv), cfg->upstream.url,
+			cfg->n_routes, cfg->workers);
+	notify("READY=1");
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
 			continue;
-		if (sig == SIGHUP) {
-			strata_log_warn("SIGHUP: live reload is not supported "
-					"yet; restart to apply changes");
-			continue;
-		}
-		break;
+		if (sig != SIGHUP)
+			break;
+		(void)reload(&r, &report);
+		free(report);
+		report = NULL;
 	}
+	notify("STOPPING=1");
+	/* The admin listener may still reload until strata_server_free()
+	 * stops it: read the timeout in effect under the reload lock. */
+	pthread_mutex_lock(&r.lock);
+	timeout_ms = r.cfg->shutdown_timeout_ms;
+	pthread_mutex_unlock(&r.lock);
 	strata_log_info("%s: draining (up to %llu ms)", strsignal(sig),
-			(unsigned long long)cfg->shutdown_timeout_ms);
-	rc = strata_server_drain(srv, cfg->shutdown_timeout_ms);
-	strata_server_free(&srv);
+			(unsigned long long)timeout_ms);
+	rc = strata_server_drain(r.srv, timeout_ms);
+	strata_server_free(&r.srv);
+	strata_config_free(&r.cfg);
+	pthread_mutex_destroy(&r.lock);
 	strata_log_info("stopped%s", rc > 0 ? " (some requests cancelled)"
 					    : "");
 	return EXIT_SUCCESS;
@@ -291,11 +386,13 @@ int main(int argc, char **argv)
 {
 	struct cmdline cl = { 0 };
 	struct strata_config *cfg = NULL;
+	char err[STRATA_CONFIG_ERRLEN];
 	int rc = parse_cmdline(argc, argv, &cl);
 
 	if (rc >= 0)
 		goto out;
-	if (build_config(&cl, &cfg) != 0) {
+	if (build_config(&cl, &cfg, err, sizeof(err)) != 0) {
+		fprintf(stderr, "strata: %s\n", err);
 		rc = EXIT_USAGE;
 		goto out;
 	}
@@ -310,7 +407,8 @@ int main(int argc, char **argv)
 		rc = EXIT_SUCCESS;
 		goto out;
 	}
-	rc = run(cfg);
+	rc = run(&cl, cfg);
+	cfg = NULL; /* run() owns it */
 out:
 	strata_config_free(&cfg);
 	free(cl.opts);

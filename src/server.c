@@ -10,10 +10,17 @@
  * that libmicrohttpd can be stopped (it must never be stopped with a
  * suspended connection).  The disk tier closes after the workers are gone
  * (their read transactions are its), applying every queued write first.
+ *
+ * Live reload (strata_server_reload()) builds a new configuration
+ * generation (core/live.h) off to the side and publishes it in one
+ * atomic step; requests under way finish with the generation they began
+ * with.  Reloads are serialised by reload_lock.
  */
 #include "config.h"
 
 #include <errno.h>
+#include <jansson.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -25,6 +32,7 @@
 #include "cache/key.h"
 #include "cache/purge.h"
 #include "core/config_dump.h"
+#include "core/live.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/route.h"
@@ -57,16 +65,31 @@ struct strata_server {
 	struct strata_front_config fcfg;
 	char *listen;
 	char *tags_header;                 /* owned; NULL: no tags */
-	struct strata_route_table *routes;
-	struct strata_handler *handlers;   /* one per route */
+	/* What a reload can change; the cell holds the current generation
+	 * (routes, handlers, metrics series, Host policy, /admin/config). */
+	struct strata_live_cell live;
+	/* strata_server_handle()'s bindings by route path (owned), carried
+	 * into every generation whose table has that path. */
+	struct handler_binding *bindings;
+	size_t n_bindings;
 	bool has_handlers;
+	pthread_mutex_t reload_lock;       /* serialises reloads */
+	char *boot_snapshot;               /* strata_config_snapshot() of
+					      the configuration started
+					      with, and of the last one */
+	char *snapshot;                    /* applied (under reload_lock) */
+	uint64_t generation;               /* under reload_lock */
+	/* Rebuilds the configuration for POST /admin/reload (main's). */
+	int (*reloader)(void *ctx, char **out);
+	void *reloader_ctx;
 	struct strata_upstream *up;
 	struct strata_mem *mem;
 	struct strata_disk *disk;          /* NULL when the tier is off */
 	struct strata_redis_async *shared; /* NULL when Redis is off */
 	struct strata_fleet *fleet;        /* with `shared` */
-	unsigned cached_methods;           /* STRATA_METHOD_* of caching
-					      routes (prefix purges) */
+	/* STRATA_METHOD_* of every route that cached since start (prefix
+	 * purges): it only grows, since entries outlive their route. */
+	atomic_uint cached_methods;
 	char instance[96];                 /* names this server in Redis */
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
@@ -75,13 +98,17 @@ struct strata_server {
 	struct strata_admin *admin;        /* NULL until started */
 	char *admin_listen;
 	char *admin_token;                 /* NULL: none */
-	char *config_json;                 /* for /admin/config */
 	atomic_int state;                  /* enum strata_admin_state */
 	atomic_bool upstream_down;         /* written by the front end */
 	struct strata_pool *invalidator;   /* runs unsafe-method purges */
 	atomic_uint invalidations_queued;  /* bounded: see invalidate_cb */
 	bool started;
 	bool drained;
+};
+
+struct handler_binding {
+	char *path;
+	struct strata_handler handler;
 };
 
 /* Pending disk writes before new ones are dropped (never waited for). */
@@ -191,10 +218,12 @@ static int open_redis(struct strata_server *srv,
 	return rc;
 }
 
-/* The metrics, one series set per route, in table order. */
-static int open_metrics(struct strata_server *srv)
+/* The metrics, one series set per route of the first generation, in
+ * table order (later generations map their routes by name). */
+static int open_metrics(struct strata_server *srv,
+			const struct strata_route_table *routes)
 {
-	size_t n = strata_route_table_size(srv->routes);
+	size_t n = strata_route_table_size(routes);
 	struct strata_metrics_route *r = calloc(n + 1, sizeof(*r));
 	int rc;
 
@@ -202,7 +231,7 @@ static int open_metrics(struct strata_server *srv)
 		return -ENOMEM;
 	for (size_t i = 0; i < n; i++) {
 		const struct strata_route *route =
-			strata_route_table_at(srv->routes, i);
+			strata_route_table_at(routes, i);
 
 		r[i].name = route->name;
 		r[i].methods = route->methods;
@@ -212,15 +241,14 @@ static int open_metrics(struct strata_server *srv)
 	return rc;
 }
 
-/* The admin listener's copies of the configuration it reports. */
+/* The admin listener's copies of the settings it needs (not live). */
 static int keep_admin_config(struct strata_server *srv,
 			     const struct strata_config *cfg)
 {
 	srv->admin_listen = strdup(cfg->admin.listen);
 	if (cfg->admin.token != NULL && cfg->admin.token[0] != '\0')
 		srv->admin_token = strdup(cfg->admin.token);
-	srv->config_json = strata_config_dump_json(cfg);
-	if (srv->admin_listen == NULL || srv->config_json == NULL ||
+	if (srv->admin_listen == NULL ||
 	    (cfg->admin.token != NULL && cfg->admin.token[0] != '\0' &&
 	     srv->admin_token == NULL))
 		return -ENOMEM;
@@ -238,6 +266,78 @@ static unsigned cached_methods(const struct strata_config *cfg)
 	if (m & STRATA_METHOD_HEAD)
 		m = (m & ~(unsigned)STRATA_METHOD_HEAD) | STRATA_METHOD_GET;
 	return m;
+}
+
+/* The binding for a route path, or NULL. */
+static const struct strata_handler *
+binding_for(const struct strata_server *srv, const char *path)
+{
+	for (size_t i = 0; i < srv->n_bindings; i++)
+		if (strcmp(srv->bindings[i].path, path) == 0)
+			return &srv->bindings[i].handler;
+	return NULL;
+}
+
+/*
+ * A generation from `cfg` over the compiled table *routes (its reference
+ * moves into the generation).  The first generation's routes are the
+ * metrics' own indexes; a reload's are mapped by name, claiming spare
+ * series for new names.  Returns 0, STRATA_ECONFIG (message in err) or
+ * -ENOMEM.
+ */
+static int build_live(struct strata_server *srv,
+		      const struct strata_config *cfg,
+		      struct strata_route_table **routes,
+		      struct strata_live **out, char *err, size_t errlen)
+{
+	size_t n = strata_route_table_size(*routes);
+	struct strata_live *live = strata_live_new();
+	int rc = 0;
+
+	*out = NULL;
+	if (live == NULL)
+		return -ENOMEM;
+	live->routes = *routes;
+	*routes = NULL;
+	live->handlers = calloc(n + 1, sizeof(*live->handlers));
+	live->metric_slot = calloc(n + 1, sizeof(*live->metric_slot));
+	live->config_json = strata_config_dump_json(cfg);
+	if (live->handlers == NULL || live->metric_slot == NULL ||
+	    live->config_json == NULL)
+		rc = -ENOMEM;
+	for (size_t i = 0; rc == 0 && i < n; i++) {
+		const struct strata_route *route =
+			strata_route_table_at(live->routes, i);
+		const struct strata_handler *h = binding_for(srv, route->path);
+		struct strata_metrics_route mr = {route->name, route->methods};
+
+		if (h != NULL)
+			live->handlers[i] = *h;
+		if (srv->generation == 0)
+			live->metric_slot[i] = i;
+		else if ((rc = strata_metrics_route_index(
+				  srv->metrics, &mr, &live->metric_slot[i])) ==
+			 -ENOSPC)
+			snprintf(err, errlen,
+				 "route \"%s\": this process has seen too "
+				 "many route names to count a new one "
+				 "(restart to apply)",
+				 route->name);
+	}
+	if (rc == -ENOSPC)
+		rc = STRATA_ECONFIG;
+	if (rc == 0)
+		live->metric_slot[n] = strata_metrics_unmatched(srv->metrics);
+	live->preserve_host = cfg->upstream.preserve_host;
+	live->cached_methods = cached_methods(cfg);
+	live->generation = ++srv->generation;
+	if (rc != 0) {
+		srv->generation--;
+		strata_live_release(&live);
+		return rc;
+	}
+	*out = live;
+	return 0;
 }
 
 int strata_server_new(const struct strata_config *cfg,
@@ -258,27 +358,30 @@ int strata_server_new(const struct strata_config *cfg,
 		.max_request_body = cfg->max_request_body,
 		.max_header_size = cfg->max_header_size,
 		.client_timeout_ms = cfg->client_timeout_ms,
-		.preserve_host = cfg->upstream.preserve_host,
 		.stream_buffer = STREAM_BUFFER,
 		.max_object_size = cfg->cache.max_object_size,
 		.tags_header = cfg->cache.tags_header,
 	};
+	struct strata_route_table *routes = NULL;
+	struct strata_live *live = NULL;
 	int rc;
 
 	if (srv == NULL)
 		return -ENOMEM;
 	srv->magic = SERVER_MAGIC;
-	srv->cached_methods = cached_methods(cfg);
-	rc = strata_route_table_new(cfg->routes, cfg->n_routes, &srv->routes,
-				    err, sizeof(err));
+	pthread_mutex_init(&srv->reload_lock, NULL);
+	atomic_init(&srv->cached_methods, cached_methods(cfg));
+	rc = strata_route_table_new(cfg->routes, cfg->n_routes, &routes, err,
+				    sizeof(err));
 	if (rc != 0) {
 		strata_log_error("%s", err);
 		goto fail;
 	}
-	srv->handlers = calloc(strata_route_table_size(srv->routes) + 1,
-			       sizeof(*srv->handlers));
 	srv->listen = strdup(cfg->listen);
-	if (srv->handlers == NULL || srv->listen == NULL) {
+	srv->snapshot = strata_config_snapshot(cfg);
+	srv->boot_snapshot = strata_config_snapshot(cfg);
+	if (srv->listen == NULL || srv->snapshot == NULL ||
+	    srv->boot_snapshot == NULL) {
 		rc = -ENOMEM;
 		goto fail;
 	}
@@ -294,7 +397,11 @@ int strata_server_new(const struct strata_config *cfg,
 	atomic_init(&srv->upstream_down, false);
 	rc = strata_upstream_new(&ucfg, &srv->up);
 	if (rc == 0)
-		rc = open_metrics(srv);
+		rc = open_metrics(srv, routes);
+	if (rc == 0)
+		rc = build_live(srv, cfg, &routes, &live, err, sizeof(err));
+	if (rc == 0)
+		strata_live_publish(&srv->live, live);
 	if (rc == 0)
 		rc = keep_admin_config(srv, cfg);
 	if (rc == 0)
@@ -314,6 +421,7 @@ int strata_server_new(const struct strata_config *cfg,
 	*out = srv;
 	return 0;
 fail:
+	strata_route_table_release(&routes);
 	strata_server_free(&srv);
 	return rc;
 }
@@ -321,23 +429,182 @@ fail:
 int strata_server_handle(struct strata_server *srv, const char *route_path,
 			 strata_handler_fn fn, void *arg)
 {
-	size_t n = strata_route_table_size(srv->routes);
+	/* Before start no request reads the generation, so its handler
+	 * array may still be written here. */
+	struct strata_live *live =
+		atomic_load_explicit(&srv->live.cur, memory_order_relaxed);
+	size_t n = strata_route_table_size(live->routes);
+	struct handler_binding *b;
 
 	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
 	if (srv->started)
 		return -EBUSY;
 	for (size_t i = 0; i < n; i++) {
 		const struct strata_route *route =
-			strata_route_table_at(srv->routes, i);
+			strata_route_table_at(live->routes, i);
 
-		if (strcmp(route->path, route_path) == 0) {
-			srv->handlers[i].fn = fn;
-			srv->handlers[i].arg = arg;
-			srv->has_handlers = true;
-			return 0;
-		}
+		if (strcmp(route->path, route_path) != 0)
+			continue;
+		b = realloc(srv->bindings,
+			    (srv->n_bindings + 1) * sizeof(*b));
+		if (b == NULL)
+			return -ENOMEM;
+		srv->bindings = b;
+		b = &srv->bindings[srv->n_bindings];
+		if ((b->path = strdup(route_path)) == NULL)
+			return -ENOMEM;
+		b->handler.fn = fn;
+		b->handler.arg = arg;
+		srv->n_bindings++;
+		live->handlers[i] = b->handler;
+		srv->has_handlers = true;
+		return 0;
 	}
 	return -ENOENT;
+}
+
+/* ---- live reload ------------------------------------------------------------ */
+
+/* Settings a reload applies; every other key needs a restart (the
+ * listeners, the tiers and their sizes, the admin token, workers). */
+static bool live_key(const char *key)
+{
+	static const char *const live[] = {
+		"routes", "log.", "access_log", "upstream.", "shutdown_timeout",
+	};
+
+	for (size_t i = 0; i < sizeof(live) / sizeof(live[0]); i++)
+		if (strncmp(key, live[i], strlen(live[i])) == 0)
+			return true;
+	return false;
+}
+
+/* Keys of the JSON array `changes` for which live_key() is `want`, as a
+ * new array.  NULL (out of memory) is taken as empty by json_pack's o?. */
+static json_t *keys_where(const char *changes, bool want)
+{
+	json_t *all = json_loads(changes != NULL ? changes : "[]", 0, NULL),
+	       *out = json_array(), *v;
+	size_t i;
+
+	json_array_foreach(all, i, v)
+		if (live_key(json_string_value(v)) == want)
+			json_array_append(out, v);
+	json_decref(all);
+	return out;
+}
+
+/* One log line: what a reload applied and what waits for a restart. */
+static void log_reload(const json_t *report)
+{
+	char *applied = json_dumps(json_object_get(report, "applied"),
+				   JSON_COMPACT);
+	char *later = json_dumps(json_object_get(report, "restart_required"),
+				 JSON_COMPACT);
+
+	strata_log_info("reload: generation %lld in effect; applied %s; "
+			"needing a restart %s",
+			(long long)json_integer_value(
+				json_object_get(report, "generation")),
+			applied != NULL ? applied : "[]",
+			later != NULL ? later : "[]");
+	free(applied);
+	free(later);
+}
+
+/* The report of a reload from snapshot `next` (keys only, no values). */
+static char *reload_report(struct strata_server *srv, const char *next)
+{
+	char *since_last = strata_config_diff_json(srv->snapshot, next);
+	char *since_boot = strata_config_diff_json(srv->boot_snapshot, next);
+	json_t *o = json_pack("{s:I, s:o, s:o}", "generation",
+			      (json_int_t)srv->generation, "applied",
+			      keys_where(since_last, true),
+			      "restart_required",
+			      keys_where(since_boot, false));
+	char *text = o != NULL ? json_dumps(o, JSON_COMPACT) : NULL;
+
+	if (o != NULL)
+		log_reload(o);
+	json_decref(o);
+	free(since_last);
+	free(since_boot);
+	return text;
+}
+
+int strata_server_reload(struct strata_server *srv,
+			 const struct strata_config *cfg, char **report,
+			 char *err, size_t errlen)
+{
+	struct strata_upstream_config ucfg = {
+		.url = cfg->upstream.url,
+		.connect_timeout_ms = cfg->upstream.connect_timeout_ms,
+		.timeout_ms = cfg->upstream.timeout_ms,
+		.max_connections = cfg->upstream.max_connections,
+	};
+	struct strata_route_table *routes = NULL;
+	struct strata_live *live = NULL;
+	char *snap, *text = NULL;
+	int rc;
+
+	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
+	if (report != NULL)
+		*report = NULL;
+	err[0] = '\0';
+	snap = strata_config_snapshot(cfg);
+	if (snap == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&srv->reload_lock);
+	rc = strata_route_table_new(cfg->routes, cfg->n_routes, &routes, err,
+				    errlen);
+	if (rc == 0)
+		rc = build_live(srv, cfg, &routes, &live, err, errlen);
+	if (rc == 0)
+		rc = strata_upstream_reconfigure(srv->up, &ucfg);
+	if (rc == 0)
+		text = reload_report(srv, snap);
+	if (rc == 0 && text == NULL)
+		rc = -ENOMEM;
+	if (rc != 0) {
+		strata_route_table_release(&routes);
+		if (live != NULL) {
+			srv->generation--;
+			strata_live_release(&live);
+		}
+		pthread_mutex_unlock(&srv->reload_lock);
+		free(snap);
+		return rc;
+	}
+	/* Relaxed: see disk_purge_prefix(). */
+	atomic_fetch_or_explicit(&srv->cached_methods, live->cached_methods,
+				 memory_order_relaxed);
+	strata_log_set_access(cfg->access_log);
+	strata_log_set_level((enum strata_log_level)cfg->log.level);
+	strata_log_set_format((enum strata_log_format)cfg->log.format);
+	strata_live_publish(&srv->live, live);
+	free(srv->snapshot);
+	srv->snapshot = snap;
+	pthread_mutex_unlock(&srv->reload_lock);
+	if (report != NULL)
+		*report = text;
+	else
+		free(text);
+	return 0;
+}
+
+void strata_server_set_reloader(struct strata_server *srv,
+				int (*fn)(void *ctx, char **out), void *ctx)
+{
+	STRATA_ASSERT(srv->magic == SERVER_MAGIC && !srv->started);
+	srv->reloader = fn;
+	srv->reloader_ctx = ctx;
+}
+
+static int admin_reload_cb(void *ctx, char **out)
+{
+	struct strata_server *srv = ctx;
+
+	return srv->reloader(srv->reloader_ctx, out);
 }
 
 /* ---- invalidation by unsafe methods -------------------------------------- */
@@ -423,16 +690,16 @@ static int start_admin(struct strata_server *srv)
 	struct strata_admin_deps deps = {
 		.listen = srv->admin_listen,
 		.token = srv->admin_token,
-		.routes = srv->routes,
+		.live = &srv->live,
 		.mem = srv->mem,
 		.disk = srv->disk,
 		.shared = srv->shared,
 		.fleet = srv->fleet,
 		.metrics = srv->metrics,
-		.config_json = srv->config_json,
 		.purge = admin_purge_cb,
 		.state = admin_state_cb,
 		.upstream_up = admin_upstream_cb,
+		.reload = srv->reloader != NULL ? admin_reload_cb : NULL,
 		.ctx = srv,
 	};
 
@@ -442,14 +709,13 @@ static int start_admin(struct strata_server *srv)
 int strata_server_start(struct strata_server *srv)
 {
 	struct strata_front_deps deps = {
-		.routes = srv->routes,
+		.live = &srv->live,
 		.up = srv->up,
 		.mem = srv->mem,
 		.disk = srv->disk,
 		.shared = srv->shared,
 		.fleet = srv->fleet,
 		.flights = srv->flights,
-		.handlers = srv->handlers,
 		.metrics = srv->metrics,
 		.upstream_down = &srv->upstream_down,
 		.invalidate = invalidate_cb,
@@ -565,13 +831,17 @@ void strata_server_free(struct strata_server **srvp)
 	 * transactions belong to them.  Queued writes are applied first. */
 	strata_disk_close(&srv->disk);
 	strata_mem_free(&srv->mem);
-	strata_route_table_release(&srv->routes);
-	free(srv->handlers);
+	strata_live_cell_clear(&srv->live);
+	for (size_t i = 0; i < srv->n_bindings; i++)
+		free(srv->bindings[i].path);
+	free(srv->bindings);
 	free(srv->listen);
 	free(srv->tags_header);
 	free(srv->admin_listen);
 	free(srv->admin_token);
-	free(srv->config_json);
+	free(srv->snapshot);
+	free(srv->boot_snapshot);
+	pthread_mutex_destroy(&srv->reload_lock);
 	strata_metrics_free(&srv->metrics);
 	srv->magic = 0;
 	free(srv);
@@ -620,12 +890,17 @@ static void disk_purge_prefix(struct strata_server *srv, struct disk_purge *dp)
 	};
 	char range[STRATA_PURGE_ARG_MAX + 16];
 
-	if (srv->cached_methods & STRATA_METHOD_OTHER) {
+	/* Relaxed: a reload that widens it publishes its routes after; an
+	 * entry stored under them is judged by a later purge. */
+	unsigned cached = atomic_load_explicit(&srv->cached_methods,
+					       memory_order_relaxed);
+
+	if (cached & STRATA_METHOD_OTHER) {
 		strata_disk_scan_prefix(srv->disk, "", 0, disk_purge_cb, dp);
 		return;
 	}
 	for (size_t i = 0; i < sizeof(methods) / sizeof(methods[0]); i++) {
-		if (!(srv->cached_methods & methods[i].bit))
+		if (!(cached & methods[i].bit))
 			continue;
 		snprintf(range, sizeof(range), "%s %s", methods[i].name,
 			 dp->p->arg);

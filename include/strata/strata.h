@@ -12,6 +12,7 @@
 #ifndef STRATA_STRATA_H
 #define STRATA_STRATA_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -79,6 +80,41 @@ int strata_server_drain(struct strata_server *srv, uint64_t timeout_ms);
  * *srv to NULL.  Accepts NULL and a pointer to NULL.
  */
 void strata_server_free(struct strata_server **srv);
+
+/*
+ * Live reload: apply `cfg` (validated) to a running server without
+ * dropping a connection or a cached entry.  The route table (patterns,
+ * TTLs and every route option), the upstream's URL, timeouts, connection
+ * limit and Host policy, the log level, format and access log switch
+ * change at once for every request that starts from now on; requests
+ * under way finish with the settings they began with.  Settings that
+ * cannot change while running (listen addresses, workers, connection and
+ * size limits, the tiers, the admin token) are left as they are and
+ * reported.
+ *
+ * On success returns 0 and, when `report` is not NULL, stores a malloc'd
+ * JSON object (the caller frees it):
+ *   {"generation": N, "applied": [keys changed since the last reload],
+ *    "restart_required": [keys that differ from the running ones]}
+ * naming keys only ("upstream.timeout", "routes"), never values.
+ * Returns STRATA_ECONFIG with the reason in `err` (a route table that
+ * does not compile; more route names than the metrics can add) or
+ * -ENOMEM; the running configuration is then untouched.  Thread-safe
+ * (reloads are serialised); never from a libstrata callback.
+ */
+int strata_server_reload(struct strata_server *srv,
+			 const struct strata_config *cfg, char **report,
+			 char *err, size_t errlen);
+
+/*
+ * Where POST /admin/reload gets its configuration: `fn` rebuilds it (from
+ * the file, the environment and the flags, say), calls
+ * strata_server_reload() and returns its result, with the report, or the
+ * configuration error as text, in *out (malloc'd).  Without one the
+ * endpoint answers 501.  Call before strata_server_start().
+ */
+void strata_server_set_reloader(struct strata_server *srv,
+				int (*fn)(void *ctx, char **out), void *ctx);
 
 /* What a purge removed (counts of entries). */
 struct strata_purge_result {

@@ -5,7 +5,9 @@
 
 #include "core/config_dump.h"
 
+#include <errno.h>
 #include <jansson.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -34,13 +36,15 @@ static json_t *str_or_null(const char *s)
 	return s != NULL ? json_string(s) : json_null();
 }
 
-/* The URL with any password replaced by "***". */
-static json_t *masked_url(const char *url)
+/* The URL, with any password replaced by "***" when `redact`. */
+static json_t *url_json(const char *url, bool redact)
 {
 	char buf[1024];
 
 	if (url == NULL)
 		return json_null();
+	if (!redact)
+		return json_string(url);
 	strata_redis_url_mask(url, buf, sizeof(buf));
 	return json_string(buf);
 }
@@ -98,18 +102,18 @@ static json_t *route_json(const struct strata_route_config *r)
 	return o;
 }
 
-char *strata_config_dump_json(const struct strata_config *cfg)
+/* The document; secrets as "***" when `redact`.  NULL: out of memory. */
+static json_t *dump(const struct strata_config *cfg, bool redact)
 {
 	static const char *const sync[] = {"none", "meta", "full"};
 	static const char *const corrupt[] = {"move", "fail"};
 	static const char *const levels[] = {"error", "warn", "info",
 					     "debug"};
-	json_t *routes = json_array(), *doc;
-	char *text;
+	json_t *routes = json_array();
 
 	for (size_t i = 0; i < cfg->n_routes; i++)
 		json_array_append_new(routes, route_json(&cfg->routes[i]));
-	doc = json_pack(
+	return json_pack(
 		"{s:s, s:i, s:i, s:o, s:o, s:o, s:o, s:b,"
 		" s:{s:s, s:s},"
 		" s:{s:s, s:o, s:o, s:i, s:b},"
@@ -136,7 +140,8 @@ char *strata_config_dump_json(const struct strata_config *cfg)
 		(int)cfg->upstream.max_connections, "preserve_host",
 		cfg->upstream.preserve_host,
 		"admin", "listen", cfg->admin.listen ? cfg->admin.listen : "",
-		"token", cfg->admin.token ? "***" : "",
+		"token", cfg->admin.token == NULL ? ""
+			 : redact ? "***" : cfg->admin.token,
 		"cache", "memory", size_json(cfg->cache.memory),
 		"max_object_size", size_json(cfg->cache.max_object_size),
 		"tags_header", str_or_null(cfg->cache.tags_header),
@@ -148,7 +153,8 @@ char *strata_config_dump_json(const struct strata_config *cfg)
 			     : 1],
 		"on_corrupt",
 		corrupt[cfg->cache.disk.on_corrupt == 1 ? 1 : 0],
-		"redis", "url", masked_url(cfg->cache.redis.url), "prefix",
+		"redis", "url", url_json(cfg->cache.redis.url, redact),
+		"prefix",
 		cfg->cache.redis.prefix ? cfg->cache.redis.prefix : "strata",
 		"timeout", duration_json(cfg->cache.redis.timeout_ms), "pool",
 		(int)cfg->cache.redis.pool, "lock_ttl",
@@ -157,9 +163,75 @@ char *strata_config_dump_json(const struct strata_config *cfg)
 		(json_int_t)cfg->cache.redis.purge_log, "queue",
 		(json_int_t)cfg->cache.redis.queue,
 		"routes", routes, "file", str_or_null(cfg->file));
+}
+
+char *strata_config_dump_json(const struct strata_config *cfg)
+{
+	json_t *doc = dump(cfg, true);
+	char *text;
+
 	if (doc == NULL)
 		return NULL;
 	text = json_dumps(doc, JSON_COMPACT);
 	json_decref(doc);
+	return text;
+}
+
+/* Append "prefix.key" for every leaf that differs between a and b (either
+ * may be NULL: a key only one side has).  Routes compare as one value. */
+static int diff_into(json_t *a, json_t *b, const char *prefix, json_t *out)
+{
+	const char *key;
+	json_t *v;
+	char path[128];
+
+	if (json_is_object(a) && json_is_object(b)) {
+		json_object_foreach(a, key, v) {
+			snprintf(path, sizeof(path), "%s%s%s", prefix,
+				 prefix[0] ? "." : "", key);
+			if (diff_into(v, json_object_get(b, key), path, out))
+				return -ENOMEM;
+		}
+		json_object_foreach(b, key, v) {
+			if (json_object_get(a, key) != NULL)
+				continue;
+			snprintf(path, sizeof(path), "%s%s%s", prefix,
+				 prefix[0] ? "." : "", key);
+			if (json_array_append_new(out, json_string(path)))
+				return -ENOMEM;
+		}
+		return 0;
+	}
+	if (json_equal(a, b))
+		return 0;
+	return json_array_append_new(out, json_string(prefix)) ? -ENOMEM : 0;
+}
+
+char *strata_config_snapshot(const struct strata_config *cfg)
+{
+	json_t *doc = dump(cfg, false);
+	char *text;
+
+	if (doc == NULL)
+		return NULL;
+	/* Which file was read is not a setting. */
+	json_object_del(doc, "file");
+	text = json_dumps(doc, JSON_COMPACT | JSON_SORT_KEYS);
+	json_decref(doc);
+	return text;
+}
+
+char *strata_config_diff_json(const char *a, const char *b)
+{
+	json_t *da = json_loads(a, 0, NULL), *db = json_loads(b, 0, NULL),
+	       *out = json_array();
+	char *text = NULL;
+
+	if (da != NULL && db != NULL && out != NULL &&
+	    diff_into(da, db, "", out) == 0)
+		text = json_dumps(out, JSON_COMPACT);
+	json_decref(da);
+	json_decref(db);
+	json_decref(out);
 	return text;
 }

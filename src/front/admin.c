@@ -33,6 +33,7 @@
 #include "cache/key.h"
 #include "cache/policy.h"
 #include "cache/purge.h"
+#include "core/live.h"
 #include "core/log.h"
 #include "core/route.h"
 #include "front/front.h"
@@ -54,7 +55,6 @@ struct strata_admin {
 	struct strata_admin_deps deps;
 	char *listen;
 	char *token;
-	char *config_json;
 	struct MHD_Daemon *daemon;
 	unsigned port;
 };
@@ -992,7 +992,8 @@ static enum MHD_Result stats(struct strata_admin *admin,
 	struct strata_metrics_tier t[3];
 	struct strata_metrics_upstream_stats us;
 	json_t *tiers = json_object(), *routes = json_object();
-	size_t n = strata_route_table_size(admin->deps.routes);
+	struct strata_live *live = strata_live_acquire(admin->deps.live);
+	size_t n = strata_route_table_size(live->routes);
 
 	tier_states(admin, t);
 	for (size_t i = 0; i < 3; i++) {
@@ -1016,10 +1017,10 @@ static enum MHD_Result stats(struct strata_admin *admin,
 	for (size_t i = 0; i < n; i++) {
 		struct strata_metrics_route_stats rs;
 
-		strata_metrics_route_stats(admin->deps.metrics, i, &rs);
+		strata_metrics_route_stats(admin->deps.metrics,
+					   live->metric_slot[i], &rs);
 		json_object_set_new(
-			routes, strata_route_table_at(admin->deps.routes, i)
-					->name,
+			routes, strata_route_table_at(live->routes, i)->name,
 			json_pack("{s:I, s:I, s:I, s:f}", "requests",
 				  (json_int_t)rs.requests, "hits",
 				  (json_int_t)rs.hits, "collapsed",
@@ -1027,6 +1028,7 @@ static enum MHD_Result stats(struct strata_admin *admin,
 				  "origin_seconds_saved",
 				  rs.origin_seconds_saved));
 	}
+	strata_live_release(&live);
 	strata_metrics_upstream_stats(admin->deps.metrics, &us);
 	return send_json(conn, MHD_HTTP_OK,
 			 json_pack("{s:o, s:{s:I, s:I, s:I}, s:o}", "tiers",
@@ -1115,6 +1117,7 @@ static enum MHD_Result explain(struct strata_admin *admin,
 	unsigned tiers = 0;
 	size_t len = 0;
 	json_t *o, *entry = json_null();
+	struct strata_live *live;
 	int rc;
 
 	if (method == NULL)
@@ -1124,8 +1127,8 @@ static enum MHD_Result explain(struct strata_admin *admin,
 				  "url must be a path, as in url=/api/x?y=1");
 	MHD_get_connection_values(conn, MHD_GET_ARGUMENT_KIND, collect_h_cb,
 				  &h);
-	route = strata_route_match(admin->deps.routes, url,
-				   strcspn(url, "?"));
+	live = strata_live_acquire(admin->deps.live);
+	route = strata_route_match(live->routes, url, strcspn(url, "?"));
 	o = json_pack("{s:o, s:s, s:s}", "route",
 		      route != NULL ? json_string(route->name) : json_null(),
 		      "method", method, "url", url);
@@ -1178,7 +1181,49 @@ static enum MHD_Result explain(struct strata_admin *admin,
 	if (reason != NULL)
 		json_object_set_new(o, "reason", json_string(reason));
 	json_object_set_new(o, "entry", entry);
+	strata_live_release(&live);
 	return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* ---- configuration ---------------------------------------------------------------------- */
+
+static enum MHD_Result config(struct strata_admin *admin,
+			      struct MHD_Connection *conn)
+{
+	struct strata_live *live = strata_live_acquire(admin->deps.live);
+	json_t *o = json_loads(live->config_json, 0, NULL);
+
+	strata_live_release(&live);
+	return send_json(conn, MHD_HTTP_OK, o);
+}
+
+/* POST /admin/reload: the server re-reads its configuration; its report
+ * (or its error) is the answer. */
+static enum MHD_Result reload(struct strata_admin *admin,
+			      struct MHD_Connection *conn)
+{
+	char *out = NULL;
+	enum MHD_Result ok;
+	json_t *o;
+	int rc;
+
+	if (admin->deps.reload == NULL)
+		return send_error(conn, MHD_HTTP_NOT_IMPLEMENTED,
+				  "not_implemented",
+				  "this server has no configuration source "
+				  "to reload from");
+	rc = admin->deps.reload(admin->deps.ctx, &out);
+	if (rc == 0 && (o = json_loads(out != NULL ? out : "", 0, NULL)) != NULL)
+		ok = send_json(conn, MHD_HTTP_OK, o);
+	else if (rc == STRATA_ECONFIG && out != NULL)
+		ok = send_error(conn, MHD_HTTP_UNPROCESSABLE_CONTENT,
+				"invalid_config", out);
+	else
+		ok = send_error(conn, MHD_HTTP_INTERNAL_SERVER_ERROR,
+				"internal", strata_strerror(rc != 0 ? rc
+								    : -ENOMEM));
+	free(out);
+	return ok;
 }
 
 /* ---- dispatch --------------------------------------------------------------------------- */
@@ -1211,9 +1256,10 @@ static enum MHD_Result admin_api(struct strata_admin *admin,
 			return stats(admin, conn);
 	} else if (strcmp(url, "/admin/config") == 0) {
 		if (get)
-			return send_json(conn, MHD_HTTP_OK,
-					 json_loads(admin->config_json, 0,
-						    NULL));
+			return config(admin, conn);
+	} else if (strcmp(url, "/admin/reload") == 0) {
+		if (strcmp(method, "POST") == 0)
+			return reload(admin, conn);
 	} else if (strcmp(url, "/admin/explain") == 0) {
 		if (get)
 			return explain(admin, conn);
@@ -1288,16 +1334,12 @@ int strata_admin_start(const struct strata_admin_deps *deps,
 	admin->token = deps->token != NULL && deps->token[0] != '\0'
 			       ? strdup(deps->token)
 			       : NULL;
-	admin->config_json = strdup(deps->config_json != NULL
-					    ? deps->config_json
-					    : "{}");
-	if (admin->listen == NULL || admin->config_json == NULL ||
+	if (admin->listen == NULL ||
 	    (deps->token != NULL && deps->token[0] != '\0' &&
 	     admin->token == NULL)) {
 		rc = -ENOMEM;
 		goto fail;
 	}
-	admin->deps.routes = strata_route_table_ref(deps->routes);
 	rc = strata_front_bind(admin->listen, 64, &fd, &admin->port);
 	if (rc != 0)
 		goto fail; /* logged, with the address */
@@ -1337,10 +1379,8 @@ void strata_admin_stop(struct strata_admin **ap)
 	STRATA_ASSERT(admin->magic == ADMIN_MAGIC);
 	if (admin->daemon != NULL)
 		MHD_stop_daemon(admin->daemon);
-	strata_route_table_release(&admin->deps.routes);
 	free(admin->listen);
 	free(admin->token);
-	free(admin->config_json);
 	admin->magic = 0;
 	free(admin);
 	*ap = NULL;

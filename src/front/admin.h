@@ -27,7 +27,7 @@ struct strata_fleet;
 struct strata_mem;
 struct strata_metrics;
 struct strata_redis_async;
-struct strata_route_table;
+struct strata_live_cell;
 
 /* The server's state as /ready reports it. */
 enum strata_admin_state {
@@ -40,19 +40,26 @@ enum strata_admin_state {
 struct strata_admin_deps {
 	const char *listen;                 /* host:port */
 	const char *token;                  /* NULL: no token */
-	struct strata_route_table *routes;  /* a reference is taken */
+	/* The configuration generations: routes, metrics series and the
+	 * effective configuration (secrets redacted) for /admin/config. */
+	struct strata_live_cell *live;
 	struct strata_mem *mem;
 	struct strata_disk *disk;           /* NULL: off */
 	struct strata_redis_async *shared;  /* NULL: off */
 	struct strata_fleet *fleet;         /* with shared */
 	struct strata_metrics *metrics;
-	const char *config_json;            /* effective config, secrets
-					       redacted (copied) */
 	/* The server's purge (strata_server_purge_by()). */
 	int (*purge)(void *ctx, const char *kind, const char *arg,
 		     struct strata_purge_result *out);
 	enum strata_admin_state (*state)(void *ctx);
 	bool (*upstream_up)(void *ctx);
+	/*
+	 * POST /admin/reload (NULL: answered 501).  Returns 0 with a JSON
+	 * report in *out, STRATA_ECONFIG with the configuration error as
+	 * text in *out (the old configuration stays), or a negative errno
+	 * with *out NULL.  *out is malloc'd; the caller frees it.
+	 */
+	int (*reload)(void *ctx, char **out);
 	void *ctx;
 };
 

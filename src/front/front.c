@@ -51,6 +51,7 @@
 #include "cache/policy.h"
 #include "cache/range.h"
 #include "core/http.h"
+#include "core/live.h"
 #include "core/log.h"
 #include "core/pool.h"
 #include "core/route.h"
@@ -99,7 +100,7 @@ struct strata_front {
 	struct strata_front_config cfg;
 	char *listen;
 	char *tags_header;             /* owned copy; NULL: no tags */
-	struct strata_route_table *routes;
+	struct strata_live_cell *live;     /* the server's; see core/live.h */
 	struct strata_upstream *up;
 	struct strata_mem *mem;
 	struct strata_disk *disk;          /* NULL: tier off */
@@ -107,7 +108,6 @@ struct strata_front {
 	struct strata_fleet *fleet;        /* with `shared` */
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
-	const struct strata_handler *handlers;
 	struct strata_metrics *metrics;
 	struct MHD_Daemon *daemon;
 	unsigned port;
@@ -146,7 +146,11 @@ struct request {
 	char *target;              /* raw request target, as received */
 	char method[16];           /* for the access log */
 	uint64_t start_us;
-	const struct strata_route *route;
+	/* The configuration generation this request runs under, from its
+	 * first callback to its last: a reload never changes the route,
+	 * handler or settings under a request.  Owned reference. */
+	struct strata_live *live;
+	const struct strata_route *route; /* borrowed from live->routes */
 	const char *cache_status;  /* static, or status_buf */
 	bool cacheable;            /* keyed, looked up, misses coalesce */
 	bool has_authorization;
@@ -538,7 +542,7 @@ static int add_validators(struct request *rq, struct strata_headers *out)
 	return rc;
 }
 
-static int forwarded_headers(struct strata_front *front, struct request *rq,
+static int forwarded_headers(struct request *rq,
 			     struct MHD_Connection *conn, const char *version,
 			     bool for_cache, struct strata_headers *out)
 {
@@ -553,7 +557,7 @@ static int forwarded_headers(struct strata_front *front, struct request *rq,
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header_cb,
 				  &scan);
 	rc = scan.rc;
-	if (rc == 0 && host != NULL && front->cfg.preserve_host)
+	if (rc == 0 && host != NULL && rq->live->preserve_host)
 		rc = strata_headers_add(out, "Host", host);
 	if (rc == 0)
 		rc = join(&scan.xff, client_of(rq));
@@ -638,7 +642,7 @@ static int start_exchange(struct strata_front *front, struct request *rq,
 	req.target = strdup(rq->target);
 	rc = (req.method == NULL || req.target == NULL) ? -ENOMEM : 0;
 	if (rc == 0)
-		rc = forwarded_headers(front, rq, rq->conn, version, collect,
+		rc = forwarded_headers(rq, rq->conn, version, collect,
 				       &req.headers);
 	if (rc == 0) {
 		req.body = rq->body;
@@ -730,11 +734,13 @@ static void invalidate_after(struct strata_front *front, struct request *rq,
 
 /* ---- fetch accounting (metrics, upstream state) ---------------------------- */
 
-static size_t route_index(const struct strata_front *front,
-			  const struct request *rq)
+/* The request's metrics series (core/live.h: metric_slot). */
+static size_t route_index(const struct request *rq)
 {
-	return rq->route != NULL ? rq->route->index
-				 : strata_route_table_size(front->routes);
+	return rq->live->metric_slot[rq->route != NULL
+					     ? rq->route->index
+					     : strata_route_table_size(
+						       rq->live->routes)];
 }
 
 static void fetch_began(struct strata_front *front, struct request *rq)
@@ -770,7 +776,7 @@ static void fetch_ended(struct strata_front *front, struct request *rq,
 		atomic_store_explicit(front->upstream_down, true,
 				      memory_order_relaxed);
 	if (front->metrics != NULL) {
-		strata_metrics_upstream(front->metrics, route_index(front, rq),
+		strata_metrics_upstream(front->metrics, route_index(rq),
 					status, rq->upstream_us);
 		strata_metrics_upstream_inflight(front->metrics, -1);
 	}
@@ -796,9 +802,9 @@ static enum MHD_Result fetch(struct strata_front *front, struct request *rq,
 
 	if (collect && strcmp(method, "HEAD") == 0)
 		method = "GET";
-	if (rq->route != NULL && front->handlers != NULL &&
-	    front->handlers[rq->route->index].fn != NULL)
-		handler = &front->handlers[rq->route->index];
+	if (rq->route != NULL && rq->live->handlers != NULL &&
+	    rq->live->handlers[rq->route->index].fn != NULL)
+		handler = &rq->live->handlers[rq->route->index];
 	fetch_began(front, rq);
 	if (handler != NULL)
 		rc = start_handler(front, rq, handler, method);
@@ -2214,7 +2220,7 @@ static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 	if (rq->target[0] != '/')
 		return answer(conn, rq, MHD_HTTP_BAD_REQUEST,
 			      "request target must be a path\n");
-	rq->route = strata_route_match(front->routes, rq->target, path_len);
+	rq->route = strata_route_match(rq->live->routes, rq->target, path_len);
 	classify(front, rq, conn, method);
 	length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
 					     "Content-Length");
@@ -2306,6 +2312,7 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	rq->magic = REQUEST_MAGIC;
 	rq->front = front;
 	rq->conn = conn;
+	rq->live = strata_live_acquire(front->live);
 	pthread_mutex_init(&rq->park_lock, NULL);
 	rq->start_us = strata_now_us();
 	rq->cache_status = CACHE_STATUS_BYPASS;
@@ -2367,7 +2374,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	}
 	fetch_ended(front, rq, 0, STRATA_ECANCELED); /* a client gone */
 	if (front->metrics != NULL && rq->method[0] != '\0')
-		strata_metrics_request(front->metrics, route_index(front, rq),
+		strata_metrics_request(front->metrics, route_index(rq),
 				       strata_method_bit(rq->method),
 				       cache_result(rq),
 				       strata_now_us() - rq->start_us);
@@ -2392,6 +2399,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 			rq->conn, MHD_HEADER_KIND, "User-Agent");
 	}
 	strata_log_access(&line);
+	strata_live_release(&rq->live);
 	rq->magic = 0;
 	strata_entry_release(&rq->entry);
 	strata_entry_release(&rq->stale);
@@ -2499,7 +2507,7 @@ int strata_front_new(const struct strata_front_config *cfg,
 		}
 	}
 	front->cfg.tags_header = front->tags_header;
-	front->routes = strata_route_table_ref(deps->routes);
+	front->live = deps->live;
 	front->up = deps->up;
 	front->mem = deps->mem;
 	front->disk = deps->disk;
@@ -2507,7 +2515,6 @@ int strata_front_new(const struct strata_front_config *cfg,
 	front->fleet = deps->fleet;
 	front->flights = deps->flights;
 	front->handler_pool = deps->handler_pool;
-	front->handlers = deps->handlers;
 	front->metrics = deps->metrics;
 	front->upstream_down = deps->upstream_down;
 	front->invalidate = deps->invalidate;
@@ -2684,7 +2691,6 @@ void strata_front_free(struct strata_front **frontp)
 	else if (front->listen_fd >= 0)
 		close(front->listen_fd);
 	strata_upstream_free(&front->self);
-	strata_route_table_release(&front->routes);
 	free(front->listen);
 	free(front->tags_header);
 	front->magic = 0;

@@ -13,8 +13,10 @@
  * place, libmicrohttpd's request-completed callback, where the access-log
  * line is written too.
  *
- * Concurrency: requests run on libmicrohttpd's threads; the route table is
- * immutable and shared without locks; the in-flight counter is atomic.  A
+ * Concurrency: requests run on libmicrohttpd's threads; each holds a
+ * reference to the configuration generation current when it began
+ * (core/live.h), immutable and shared without locks, so a live reload
+ * swaps routes under no request; the in-flight counter is atomic.  A
  * request parked on a flight or a handler job is woken through its own
  * small lock (park/wake below in front.c), so a wake that comes before the
  * park is never lost and a connection is never resumed twice.
@@ -32,12 +34,11 @@ struct strata_disk;
 struct strata_fleet;
 struct strata_flights;
 struct strata_front;
-struct strata_handler;
+struct strata_live_cell;
 struct strata_mem;
 struct strata_metrics;
 struct strata_pool;
 struct strata_redis_async;
-struct strata_route_table;
 struct strata_upstream;
 
 struct strata_front_config {
@@ -47,7 +48,6 @@ struct strata_front_config {
 	uint64_t max_request_body;
 	uint64_t max_header_size;
 	uint64_t client_timeout_ms;
-	bool preserve_host;
 	size_t stream_buffer;          /* per-request body buffer, bytes */
 	uint64_t max_object_size;      /* larger answers are streamed */
 	const char *tags_header;       /* response header listing the
@@ -56,7 +56,9 @@ struct strata_front_config {
 
 /* What the front end works with; all borrowed, all outlive it. */
 struct strata_front_deps {
-	struct strata_route_table *routes;  /* a reference is taken */
+	/* The configuration generations (routes, handlers, metrics series,
+	 * Host policy); each request holds the one current at its start. */
+	struct strata_live_cell *live;
 	struct strata_upstream *up;
 	struct strata_mem *mem;
 	struct strata_disk *disk;           /* NULL when the tier is off */
@@ -64,8 +66,6 @@ struct strata_front_deps {
 	struct strata_fleet *fleet;         /* with `shared` */
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
-	/* One per route (table order); NULL fn: forward upstream. */
-	const struct strata_handler *handlers;
 	struct strata_metrics *metrics;
 	/* Set when a fetch fails to connect or times out, cleared by the
 	 * next answer; owned by the caller, who reads it (relaxed) for

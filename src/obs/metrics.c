@@ -52,7 +52,8 @@
  *   NULL in every thread).
  *
  * Layout of a block: one flat array of uint64 counters, indexed through
- * offsets computed at creation (R = n_routes + 1, C = cache results,
+ * offsets computed at creation (R = n_routes + 1 + METRICS_SPARE,
+ * C = cache results,
  * B = 15 buckets):
  *   requests   R × 8 methods × C
  *   rdur       R × C × B      per-bucket (not cumulative) counts
@@ -85,6 +86,11 @@
 #include "strata/config.h"
 
 #define METRICS_MAGIC 0x4d455452u   /* "METR" */
+
+/* Route names a process can add by live reloads beyond those it started
+ * with.  Each spare costs every recording thread about 1.2 KiB of
+ * counters; a reload that needs more is refused (restart instead). */
+#define METRICS_SPARE 64
 
 #define N_METHODS 8
 #define N_RESULTS STRATA_CACHE_N_RESULTS
@@ -141,9 +147,21 @@ struct route_fetch {
 
 struct strata_metrics {
 	unsigned magic;                 /* METRICS_MAGIC */
-	size_t n_routes;                /* configured; index n_routes = none */
-	char **names;                   /* n_routes + 1; the last is "" */
-	unsigned *methods;              /* n_routes + 1 listed method bits */
+	size_t n_routes;                /* at creation; index n_routes =
+					   no route matched */
+	size_t n_slots;                 /* n_routes + 1 + METRICS_SPARE */
+	/* Spares claimed so far; they are claimed in index order and never
+	 * given back, so the valid indexes are 0..n_routes + n_claimed.
+	 * Written under `lock`; read (relaxed, for assertions) by
+	 * recording threads, whose index came from a claim that happened
+	 * before they were given it. */
+	_Atomic size_t n_claimed;
+	/* Per index, n_slots each.  Indexes past n_routes are spares that
+	 * strata_metrics_route_index() claims for routes a reload adds;
+	 * an unclaimed one has no name and group SIZE_MAX.  Written under
+	 * `lock` after creation, and read under it by rendering. */
+	char **names;                   /* index n_routes: "" */
+	unsigned *methods;              /* listed method bits */
 	size_t *group;                  /* first index with the same name */
 	size_t *next_member;            /* next index with the same name, or
 					   SIZE_MAX */
@@ -155,10 +173,11 @@ struct strata_metrics {
 	size_t off_uclass, off_udur, off_usum, off_drop;
 
 	pthread_key_t key;              /* this thread's struct block */
-	pthread_mutex_t lock;           /* serializes registrations */
+	pthread_mutex_t lock;           /* serializes registrations, spare
+					   claims and rendering */
 	_Atomic(struct block *) blocks; /* list head, see Concurrency */
 
-	struct route_fetch *fetch;      /* n_routes + 1 */
+	struct route_fetch *fetch;      /* n_slots */
 	_Atomic int64_t in_flight;
 
 	double start_time;              /* process start, epoch seconds */
@@ -171,6 +190,12 @@ const char *strata_cache_result_name(enum strata_cache_result r)
 }
 
 /* --- indexing ------------------------------------------------------------ */
+
+static inline size_t claimed(const struct strata_metrics *m)
+{
+	return atomic_load_explicit(&m->n_claimed, memory_order_relaxed);
+}
+
 
 static inline size_t req_at(const struct strata_metrics *m, size_t route,
 			    unsigned method, unsigned cache)
@@ -268,7 +293,7 @@ void strata_metrics_request(struct strata_metrics *m, size_t route,
 	unsigned method, bucket;
 
 	STRATA_ASSERT(m != NULL && m->magic == METRICS_MAGIC);
-	STRATA_ASSERT(route <= m->n_routes);
+	STRATA_ASSERT(route <= m->n_routes + claimed(m));
 	STRATA_ASSERT((unsigned)cache < N_RESULTS);
 	STRATA_ASSERT(method_bit != 0 && (method_bit & (method_bit - 1)) == 0 &&
 		      method_bit <= STRATA_METHOD_OTHER);
@@ -298,7 +323,7 @@ void strata_metrics_upstream(struct strata_metrics *m, size_t route,
 	unsigned cls;
 
 	STRATA_ASSERT(m != NULL && m->magic == METRICS_MAGIC);
-	STRATA_ASSERT(route <= m->n_routes);
+	STRATA_ASSERT(route <= m->n_routes + claimed(m));
 	cls = status >= 100 && status <= 599 ? status / 100 - 1 : CLASS_ERROR;
 	b = my_block(m);
 	if (b != NULL) {
@@ -410,11 +435,38 @@ out:
 	return result;
 }
 
+/* The method bits listed at zero for a route (HEAD with GET). */
+static unsigned route_methods(const struct strata_metrics_route *r)
+{
+	unsigned bits = r->methods & 0xffu;
+
+	return (bits & STRATA_METHOD_GET) ? bits | STRATA_METHOD_HEAD : bits;
+}
+
+/* Routes with equal names share their series (see metrics.h): put index
+ * r, whose name is set, in the group of the first index with its name,
+ * chained in index order, or start its own. */
+static void join_group(struct strata_metrics *m, size_t r)
+{
+	m->group[r] = r;
+	m->next_member[r] = SIZE_MAX;
+	for (size_t q = 0; q < r; q++)
+		if (m->names[q] != NULL && strcmp(m->names[q], m->names[r]) == 0) {
+			size_t last = q;
+
+			m->group[r] = m->group[q];
+			while (m->next_member[last] != SIZE_MAX)
+				last = m->next_member[last];
+			m->next_member[last] = r;
+			return;
+		}
+}
+
 int strata_metrics_new(const struct strata_metrics_route *routes,
 		       size_t n_routes, struct strata_metrics **out)
 {
 	struct strata_metrics *m = NULL;
-	size_t R = n_routes + 1;
+	size_t R = n_routes + 1 + METRICS_SPARE;
 	bool have_key = false, have_lock = false;
 	int rc = -ENOMEM;
 
@@ -426,6 +478,8 @@ int strata_metrics_new(const struct strata_metrics_route *routes,
 	if (m == NULL)
 		goto out;
 	m->n_routes = n_routes;
+	m->n_slots = R;
+	atomic_init(&m->n_claimed, 0);
 	m->names = calloc(R, sizeof(*m->names));
 	m->methods = calloc(R, sizeof(*m->methods));
 	m->group = calloc(R, sizeof(*m->group));
@@ -435,35 +489,21 @@ int strata_metrics_new(const struct strata_metrics_route *routes,
 	    m->next_member == NULL || m->fetch == NULL)
 		goto out;
 	for (size_t r = 0; r < R; r++) {
-		m->names[r] = strdup(r < n_routes ? routes[r].name : "");
-		if (m->names[r] == NULL)
-			goto out;
-		if (r < n_routes) {
-			m->methods[r] = routes[r].methods & 0xffu;
-			if (m->methods[r] & STRATA_METHOD_GET)
-				m->methods[r] |= STRATA_METHOD_HEAD;
-		} else {
-			m->methods[r] = STRATA_METHOD_GET | STRATA_METHOD_HEAD;
-		}
 		atomic_init(&m->fetch[r].fetch_n, 0);
 		atomic_init(&m->fetch[r].fetch_us, 0);
 		atomic_init(&m->fetch[r].mean_ns, 0);
-	}
-	/* Routes with equal names share their series (see metrics.h): group
-	 * them under the first index of each name, chained in index order. */
-	for (size_t r = 0; r < R; r++) {
-		m->group[r] = r;
+		m->group[r] = SIZE_MAX;        /* unclaimed spare */
 		m->next_member[r] = SIZE_MAX;
-		for (size_t q = 0; q < r; q++)
-			if (strcmp(m->names[q], m->names[r]) == 0) {
-				size_t last = q;
-
-				m->group[r] = m->group[q];
-				while (m->next_member[last] != SIZE_MAX)
-					last = m->next_member[last];
-				m->next_member[last] = r;
-				break;
-			}
+		if (r > n_routes)
+			continue;
+		m->names[r] = strdup(r < n_routes ? routes[r].name : "");
+		if (m->names[r] == NULL)
+			goto out;
+		if (r < n_routes)
+			m->methods[r] = route_methods(&routes[r]);
+		else
+			m->methods[r] = STRATA_METHOD_GET | STRATA_METHOD_HEAD;
+		join_group(m, r);
 	}
 
 	m->off_req = 0;
@@ -522,6 +562,46 @@ out:
 	return rc;
 }
 
+size_t strata_metrics_unmatched(const struct strata_metrics *m)
+{
+	return m->n_routes;
+}
+
+int strata_metrics_route_index(struct strata_metrics *m,
+			       const struct strata_metrics_route *route,
+			       size_t *index)
+{
+	size_t r;
+	int rc = 0;
+
+	STRATA_ASSERT(m != NULL && m->magic == METRICS_MAGIC);
+	if (route->name == NULL)
+		return -EINVAL;
+	pthread_mutex_lock(&m->lock);
+	for (r = 0; r <= m->n_routes + claimed(m); r++)
+		if (r != m->n_routes && strcmp(m->names[r], route->name) == 0)
+			break;
+	if (r > m->n_routes + claimed(m)) {
+		if (r == m->n_slots) {
+			rc = -ENOSPC;
+		} else if ((m->names[r] = strdup(route->name)) == NULL) {
+			rc = -ENOMEM;
+		} else {
+			m->methods[r] = route_methods(route);
+			join_group(m, r);
+			atomic_store_explicit(&m->n_claimed, claimed(m) + 1,
+					      memory_order_relaxed);
+		}
+	} else {
+		/* Series of newly listed methods appear at zero. */
+		m->methods[m->group[r]] |= route_methods(route);
+	}
+	pthread_mutex_unlock(&m->lock);
+	if (rc == 0)
+		*index = r;
+	return rc;
+}
+
 void strata_metrics_free(struct strata_metrics **mp)
 {
 	struct strata_metrics *m;
@@ -545,7 +625,7 @@ void strata_metrics_free(struct strata_metrics **mp)
 		b = next;
 	}
 	pthread_mutex_destroy(&m->lock);
-	for (size_t r = 0; r <= m->n_routes; r++)
+	for (size_t r = 0; r < m->n_slots; r++)
 		free(m->names[r]);
 	free(m->fetch);
 	free(m->next_member);
@@ -594,7 +674,7 @@ void strata_metrics_route_stats(struct strata_metrics *m, size_t route,
 				struct strata_metrics_route_stats *out)
 {
 	STRATA_ASSERT(m != NULL && m->magic == METRICS_MAGIC);
-	STRATA_ASSERT(route <= m->n_routes);
+	STRATA_ASSERT(route <= m->n_routes + claimed(m));
 	memset(out, 0, sizeof(*out));
 	for (unsigned meth = 0; meth < N_METHODS; meth++)
 		for (unsigned c = 0; c < N_RESULTS; c++) {
@@ -708,7 +788,7 @@ static bool listed(const struct strata_metrics *m, size_t route,
 {
 	if (!(m->methods[route] & (1u << method)))
 		return false;
-	return route < m->n_routes || cache == STRATA_CACHE_BYPASS;
+	return route != m->n_routes || cache == STRATA_CACHE_BYPASS;
 }
 
 static bool group_listed(const struct strata_metrics *m, size_t g,
@@ -762,7 +842,7 @@ static void render_requests(FILE *f, struct strata_metrics *m,
 	family(f, "strata_requests_total",
 	       "Client requests by route, method and cache result.",
 	       "counter");
-	for (size_t g = 0; g <= m->n_routes; g++) {
+	for (size_t g = 0; g < m->n_slots; g++) {
 		if (m->group[g] != g)
 			continue;
 		for (unsigned meth = 0; meth < N_METHODS; meth++)
@@ -795,7 +875,7 @@ static int render_request_durations(FILE *f, struct strata_metrics *m,
 	       "Client request duration, first byte received to last byte "
 	       "sent, by route and cache result.",
 	       "histogram");
-	for (size_t g = 0; g <= m->n_routes; g++) {
+	for (size_t g = 0; g < m->n_slots; g++) {
 		if (m->group[g] != g)
 			continue;
 		for (unsigned c = 0; c < N_RESULTS; c++) {
@@ -959,7 +1039,7 @@ static void render_savings(FILE *f, struct strata_metrics *m,
 	family(f, "strata_coalesced_requests_total",
 	       "Requests served by joining another request's upstream fetch.",
 	       "counter");
-	for (size_t r = 0; r <= m->n_routes; r++)
+	for (size_t r = 0; r < m->n_slots; r++)
 		for (unsigned meth = 0; meth < N_METHODS; meth++)
 			collapsed += s[req_at(m, r, meth,
 					      STRATA_CACHE_COLLAPSED)];
@@ -969,7 +1049,7 @@ static void render_savings(FILE *f, struct strata_metrics *m,
 	       "Estimated upstream time saved: each hit, stale or collapsed "
 	       "request credited with the route's mean fetch time.",
 	       "counter");
-	for (size_t g = 0; g <= m->n_routes; g++) {
+	for (size_t g = 0; g < m->n_slots; g++) {
 		uint64_t ns;
 
 		if (m->group[g] != g)
@@ -1059,14 +1139,20 @@ int strata_metrics_render(struct strata_metrics *m,
 	f = open_memstream(&buf, &buf_len);
 	if (f == NULL)
 		goto out;
+	/* The lock keeps a reload's spare claims out of the names and
+	 * groups while they are walked. */
+	pthread_mutex_lock(&m->lock);
 	render_requests(f, m, s);
 	rc = render_request_durations(f, m, s);
+	if (rc == 0) {
+		render_upstream(f, m, s);
+		render_tiers(f, m, s, tiers, n_tiers);
+		render_savings(f, m, s);
+		render_process(f, m);
+	}
+	pthread_mutex_unlock(&m->lock);
 	if (rc != 0)
 		goto out;
-	render_upstream(f, m, s);
-	render_tiers(f, m, s, tiers, n_tiers);
-	render_savings(f, m, s);
-	render_process(f, m);
 	rc = ferror(f) ? -ENOMEM : 0;
 out:
 	if (f != NULL && fclose(f) != 0 && rc == 0)

@@ -95,6 +95,23 @@ struct strata_metrics_route {
 int strata_metrics_new(const struct strata_metrics_route *routes,
 		       size_t n_routes, struct strata_metrics **out);
 
+/* The index of the series of requests no route matched (n_routes). */
+size_t strata_metrics_unmatched(const struct strata_metrics *m);
+
+/*
+ * The index of the series named route->name, for a route a live reload
+ * brings: an index that already has that name (its listed methods grow
+ * to include route->methods), else a spare index claimed for it now.  A
+ * name once claimed keeps its index, and its counters, for the object's
+ * life, so a reload never resets a series.  Returns 0, -EINVAL (no
+ * name), -ENOSPC (every spare is taken: the process has seen too many
+ * route names; restart) or -ENOMEM.  Any thread; takes the lock that
+ * rendering takes, never one that recording takes.
+ */
+int strata_metrics_route_index(struct strata_metrics *m,
+			       const struct strata_metrics_route *route,
+			       size_t *index);
+
 /*
  * Free, with every thread's block.  *m = NULL; accepts NULL.  No thread
  * may record into, render or read `*m` during or after this call (stop
@@ -106,8 +123,8 @@ int strata_metrics_new(const struct strata_metrics_route *routes,
 void strata_metrics_free(struct strata_metrics **m);
 
 /*
- * One finished client request.  `route` is a route index or n_routes
- * (asserted); `method_bit` exactly one STRATA_METHOD_* bit, OTHER for the
+ * One finished client request.  `route` is a route index, n_routes (no
+ * route matched) or an index from strata_metrics_route_index() (asserted); `method_bit` exactly one STRATA_METHOD_* bit, OTHER for the
  * rest (asserted); `duration_us` from the first byte received to the last
  * sent.  A hit, stale or collapsed request also adds the route's current
  * mean upstream fetch time to strata_origin_seconds_saved_total.  Any
@@ -162,7 +179,7 @@ struct strata_metrics_route_stats {
 };
 
 /*
- * Sums for one route index (0..n_routes, asserted), over every method and
+ * Sums for one route index (as for strata_metrics_request()), over every method and
  * thread.  origin_seconds_saved is an estimate, not a measurement: each
  * hit, stale or collapsed request is credited with the mean time of the
  * route's upstream fetches that got a status, as it was when the request

@@ -74,32 +74,10 @@
  *   section holds its own reference.  strata_mem_free() waits for every
  *   pending callback (rcu_barrier) before it returns.
  *
- *   RCU flavour: urcu-memb (sys_membarrier).  Its read-side lock is a
- *   thread-local counter update with no fence, and a registered thread
- *   that is not inside a read-side section never delays a grace period,
- *   so registering every thread that ever calls in (libmicrohttpd
- *   workers, the upstream thread, tests) costs nothing while they idle.
- *   Threads are registered lazily: a thread-local flag, and a pthread key
- *   whose destructor unregisters the thread when it exits.  urcu-bp would
- *   do the same registration for us but checks it on every read lock;
- *   measured on the build host (lock+unlock pair through the library
- *   call API): memb 8.3 ns, bp 9.5 ns; a whole hit (lookup and release,
- *   one thread) is about 25 ns.  _LGPL_SOURCE would inline the read lock
- *   (0.9 ns) but inlines LGPL code, so it is left to a licensing
- *   decision.  This module owns urcu-memb registration for the process:
- *   another module that wants urcu-memb read-side sections must not
- *   register threads itself.
- *
- *   ThreadSanitizer cannot see liburcu's grace periods (the library is
- *   not instrumented and waits with membarrier and futexes), so under
- *   TSan every read-side section ends with a release on one dummy object
- *   and every RCU callback starts with an acquire on it: exactly the
- *   ordering RCU guarantees, made visible.  Without TSan these are no-ops.
- *   liburcu's own hand-offs between its threads (rcu_barrier's completion
- *   is calloc'd by the caller and freed by the call_rcu thread) still
- *   look like races to TSan; programs run under TSan suppress
- *   "called_from_lib:liburcu-memb.so" (tests/stress/stress_mem.c shows
- *   how), which leaves every access made by Strata's code checked.
+ *   RCU flavour: urcu-memb, through core/rcu.h, which registers threads
+ *   lazily and makes grace periods visible to ThreadSanitizer; a whole
+ *   hit (lookup and release, one thread) is about 25 ns, of which the
+ *   read lock and unlock are 8 ns.
  */
 #include "config.h"
 
@@ -116,6 +94,7 @@
 #include <urcu/rculfhash.h>
 
 #include "core/log.h"
+#include "core/rcu.h"
 #include "strata/strata.h"
 
 #define MEM_MAGIC 0x4d454d31u  /* "MEM1" */
@@ -127,25 +106,6 @@
 
 /* Initial (and minimum) hash buckets; the table grows on its own. */
 #define MEM_BUCKETS 1024
-
-#if defined(__SANITIZE_THREAD__)
-#define MEM_TSAN 1
-#elif defined(__has_feature)
-#if __has_feature(thread_sanitizer)
-#define MEM_TSAN 1
-#endif
-#endif
-
-#ifdef MEM_TSAN
-void __tsan_acquire(void *addr);
-void __tsan_release(void *addr);
-static char tsan_grace; /* stands for "a grace period has elapsed" */
-#define tsan_grace_release() __tsan_release(&tsan_grace)
-#define tsan_grace_acquire() __tsan_acquire(&tsan_grace)
-#else
-#define tsan_grace_release() ((void)0)
-#define tsan_grace_acquire() ((void)0)
-#endif
 
 struct mem_node {
 	struct cds_lfht_node lfht;     /* linked and read by liburcu */
@@ -182,57 +142,34 @@ struct strata_mem {
 	struct mem_stripe stripe[MEM_STRIPES];
 };
 
-/* --- lazy RCU registration ------------------------------------------------ */
+/* --- RCU and stripes --------------------------------------------------- */
 
-static pthread_once_t reg_once = PTHREAD_ONCE_INIT;
-static pthread_key_t reg_key;
-static _Thread_local bool reg_done;
+static _Thread_local bool stripe_done;
 static _Thread_local unsigned reg_stripe;
 /* Relaxed: only spreads threads over stripes; orders nothing. */
 static atomic_uint reg_next_stripe;
 
-static void unregister_cb(void *arg)
-{
-	(void)arg;
-	urcu_memb_unregister_thread();
-	reg_done = false;
-}
-
-static void reg_key_create(void)
-{
-	int rc = pthread_key_create(&reg_key, unregister_cb);
-
-	STRATA_ASSERT(rc == 0);
-}
-
-/* Register the calling thread with urcu-memb on its first call into the
- * module; its pthread key destructor unregisters it at thread exit. */
+/* Register the calling thread with RCU and give it a counter stripe on
+ * its first call into the module. */
 static inline void ensure_registered(void)
 {
-	int rc;
-
-	if (__builtin_expect(reg_done, 1))
+	if (__builtin_expect(stripe_done, 1))
 		return;
-	rc = pthread_once(&reg_once, reg_key_create);
-	STRATA_ASSERT(rc == 0);
-	urcu_memb_register_thread();
-	rc = pthread_setspecific(reg_key, &reg_key); /* any non-NULL value */
-	STRATA_ASSERT(rc == 0);
+	strata_rcu_register();
 	reg_stripe = atomic_fetch_add_explicit(&reg_next_stripe, 1,
 					       memory_order_relaxed) %
 		     MEM_STRIPES;
-	reg_done = true;
+	stripe_done = true;
 }
 
 static inline void read_lock(void)
 {
-	urcu_memb_read_lock();
+	strata_rcu_read_lock();
 }
 
 static inline void read_unlock(void)
 {
-	tsan_grace_release(); /* pairs with the acquire in free_node_cb() */
-	urcu_memb_read_unlock();
+	strata_rcu_read_unlock();
 }
 
 /* --- the table ------------------------------------------------------------ */
@@ -263,7 +200,7 @@ static void free_node_cb(struct rcu_head *head)
 	struct mem_node *node = caa_container_of(head, struct mem_node, rcu);
 	struct strata_entry *e;
 
-	tsan_grace_acquire(); /* pairs with every read_unlock() */
+	strata_rcu_grace_acquire(); /* pairs with every read_unlock() */
 	STRATA_ASSERT(node->magic == NODE_MAGIC);
 	/* Relaxed: the grace period ordered the store before us. */
 	e = atomic_load_explicit(&node->entry, memory_order_relaxed);
@@ -451,12 +388,10 @@ void strata_mem_free(struct strata_mem **memp)
 	*memp = NULL;
 	STRATA_ASSERT(mem->magic == MEM_MAGIC);
 	ensure_registered();
-	STRATA_ASSERT(!urcu_memb_read_ongoing());
-
 	strata_mem_clear(mem);
 	/* Every free_node_cb queued so far has run: each node is freed and
 	 * each entry reference the tier held is released. */
-	urcu_memb_barrier();
+	strata_rcu_barrier();
 	rc = cds_lfht_destroy(mem->ht, NULL);
 	STRATA_ASSERT(rc == 0);
 	pthread_mutex_destroy(&mem->lock);

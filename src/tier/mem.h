@@ -15,7 +15,7 @@
  * An entry whose charge alone exceeds the budget is not stored.
  *
  * Threads: any thread may call any function; callers need no RCU
- * registration (the module registers threads itself).
+ * registration (core/rcu.h registers each thread on its first call).
  */
 #ifndef STRATA_TIER_MEM_H
 #define STRATA_TIER_MEM_H

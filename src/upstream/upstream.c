@@ -74,22 +74,27 @@ struct strata_upstream_xfer {
 
 struct strata_upstream {
 	uint32_t magic;
-	char *base_url;                /* without a trailing '/' */
-	struct strata_upstream_config cfg;
 	CURLM *multi;
 	pthread_t thread;
 	bool started;
 
 	pthread_mutex_t lock;          /* guards the fields below */
+	/* The settings new transfers get; strata_upstream_reconfigure()
+	 * replaces them, and `reconf` tells the thread to apply its part
+	 * (the idle timeout and the connection limits). */
+	char *base_url;                /* without a trailing '/' */
+	struct strata_upstream_config cfg; /* cfg.url: not used */
+	bool reconf;
 	struct strata_upstream_xfer *qhead, *qtail;
 	bool stopping;
 	bool cancel_all;
 
 	atomic_uint inflight;          /* submitted, not yet done */
 
-	/* Thread: active transfers. */
+	/* Thread: active transfers, and the settings it applies. */
 	struct strata_upstream_xfer *active;
 	uint64_t next_scan_ms;
+	uint64_t timeout_ms;
 };
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
@@ -399,13 +404,42 @@ static void check_timeouts(struct strata_upstream *up, uint64_t now)
 	for (; xfer != NULL; xfer = next) {
 		next = xfer->next;
 		if (!xfer->paused &&
-		    now - xfer->last_activity_ms >= up->cfg.timeout_ms) {
+		    now - xfer->last_activity_ms >= up->timeout_ms) {
 			snprintf(xfer->errbuf, sizeof(xfer->errbuf),
 				 "no data for %llu ms",
-				 (unsigned long long)up->cfg.timeout_ms);
+				 (unsigned long long)up->timeout_ms);
 			finish(up, xfer, STRATA_ETIMEOUT);
 		}
 	}
+}
+
+/* The settings the thread owns: the idle timeout it checks and the
+ * connection limits of its multi handle (on the thread only, as libcurl
+ * requires: a multi handle is used by one thread at a time). */
+static void apply_settings(struct strata_upstream *up,
+			   const struct strata_upstream_config *cfg)
+{
+	up->timeout_ms = cfg->timeout_ms;
+	curl_multi_setopt(up->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
+			  (long)cfg->max_connections);
+	curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
+			  (long)cfg->max_connections);
+	curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS,
+			  (long)cfg->max_connections);
+}
+
+/* A copy of `url` without trailing slashes, or NULL. */
+static char *base_url_of(const char *url)
+{
+	char *base = strdup(url);
+	size_t len;
+
+	if (base == NULL)
+		return NULL;
+	len = strlen(base);
+	while (len > 0 && base[len - 1] == '/')
+		base[--len] = '\0';
+	return base;
 }
 
 static void *thread_main(void *arg)
@@ -414,7 +448,8 @@ static void *thread_main(void *arg)
 
 	for (;;) {
 		struct strata_upstream_xfer *list;
-		bool stopping, cancel_all;
+		struct strata_upstream_config cfg;
+		bool stopping, cancel_all, reconf;
 		int running;
 
 		pthread_mutex_lock(&up->lock);
@@ -423,8 +458,13 @@ static void *thread_main(void *arg)
 		stopping = up->stopping;
 		cancel_all = up->cancel_all;
 		up->cancel_all = false;
+		reconf = up->reconf;
+		up->reconf = false;
+		cfg = up->cfg;
 		pthread_mutex_unlock(&up->lock);
 
+		if (reconf)
+			apply_settings(up, &cfg);
 		run_commands(up, list);
 		if (stopping || cancel_all)
 			cancel_active(up);
@@ -444,7 +484,6 @@ int strata_upstream_new(const struct strata_upstream_config *cfg,
 			struct strata_upstream **out)
 {
 	struct strata_upstream *up;
-	size_t len;
 
 	pthread_once(&curl_once, curl_init_once);
 	up = calloc(1, sizeof(*up));
@@ -452,7 +491,8 @@ int strata_upstream_new(const struct strata_upstream_config *cfg,
 		return -ENOMEM;
 	up->magic = UPSTREAM_MAGIC;
 	up->cfg = *cfg;
-	up->base_url = strdup(cfg->url);
+	up->cfg.url = NULL;
+	up->base_url = base_url_of(cfg->url);
 	up->multi = curl_multi_init();
 	if (up->base_url == NULL || up->multi == NULL) {
 		free(up->base_url);
@@ -461,18 +501,29 @@ int strata_upstream_new(const struct strata_upstream_config *cfg,
 		free(up);
 		return -ENOMEM;
 	}
-	up->cfg.url = up->base_url;
-	len = strlen(up->base_url);
-	while (len > 0 && up->base_url[len - 1] == '/')
-		up->base_url[--len] = '\0';
 	pthread_mutex_init(&up->lock, NULL);
-	curl_multi_setopt(up->multi, CURLMOPT_MAX_TOTAL_CONNECTIONS,
-			  (long)cfg->max_connections);
-	curl_multi_setopt(up->multi, CURLMOPT_MAX_HOST_CONNECTIONS,
-			  (long)cfg->max_connections);
-	curl_multi_setopt(up->multi, CURLMOPT_MAXCONNECTS,
-			  (long)cfg->max_connections);
+	apply_settings(up, cfg);
 	*out = up;
+	return 0;
+}
+
+int strata_upstream_reconfigure(struct strata_upstream *up,
+				const struct strata_upstream_config *cfg)
+{
+	char *base = base_url_of(cfg->url), *old;
+
+	STRATA_ASSERT(up->magic == UPSTREAM_MAGIC);
+	if (base == NULL)
+		return -ENOMEM;
+	pthread_mutex_lock(&up->lock);
+	old = up->base_url;
+	up->base_url = base;
+	up->cfg = *cfg;
+	up->cfg.url = NULL;
+	up->reconf = true;
+	pthread_mutex_unlock(&up->lock);
+	free(old);
+	curl_multi_wakeup(up->multi);
 	return 0;
 }
 
@@ -612,8 +663,7 @@ static void set_method(CURL *easy, const struct strata_upstream_request *req,
 	}
 }
 
-static int setup_easy(struct strata_upstream *up,
-		      struct strata_upstream_xfer *xfer,
+static int setup_easy(struct strata_upstream_xfer *xfer,
 		      const struct strata_upstream_request *req)
 {
 	bool sends_body = method_sends_body(req);
@@ -623,22 +673,15 @@ static int setup_easy(struct strata_upstream *up,
 	if (easy == NULL)
 		return -ENOMEM;
 	xfer->easy = easy;
-	if (asprintf(&xfer->url, "%s%s", up->base_url, req->target) < 0) {
-		xfer->url = NULL;
-		return -ENOMEM;
-	}
 	rc = build_headers(xfer, req);
 	if (rc == 0)
 		rc = suppress_defaults(xfer, req, sends_body);
 	if (rc != 0)
 		return rc;
-	curl_easy_setopt(easy, CURLOPT_URL, xfer->url);
 	curl_easy_setopt(easy, CURLOPT_PATH_AS_IS, 1L);
 	curl_easy_setopt(easy, CURLOPT_HTTP_VERSION, CURL_HTTP_VERSION_1_1);
 	curl_easy_setopt(easy, CURLOPT_NOSIGNAL, 1L);
 	curl_easy_setopt(easy, CURLOPT_HTTPHEADER, xfer->req_headers);
-	curl_easy_setopt(easy, CURLOPT_CONNECTTIMEOUT_MS,
-			 (long)up->cfg.connect_timeout_ms);
 	curl_easy_setopt(easy, CURLOPT_BUFFERSIZE, 64L * 1024L);
 	curl_easy_setopt(easy, CURLOPT_HEADERFUNCTION, header_cb);
 	curl_easy_setopt(easy, CURLOPT_HEADERDATA, xfer);
@@ -650,6 +693,21 @@ static int setup_easy(struct strata_upstream *up,
 	curl_easy_setopt(easy, CURLOPT_PRIVATE, xfer);
 	curl_easy_setopt(easy, CURLOPT_ERRORBUFFER, xfer->errbuf);
 	set_method(easy, req, sends_body);
+	return 0;
+}
+
+/* Under up->lock: the transfer's URL and connect timeout. */
+static int target_locked(struct strata_upstream *up,
+			 struct strata_upstream_xfer *xfer,
+			 const struct strata_upstream_request *req)
+{
+	if (asprintf(&xfer->url, "%s%s", up->base_url, req->target) < 0) {
+		xfer->url = NULL;
+		return -ENOMEM;
+	}
+	curl_easy_setopt(xfer->easy, CURLOPT_URL, xfer->url);
+	curl_easy_setopt(xfer->easy, CURLOPT_CONNECTTIMEOUT_MS,
+			 (long)up->cfg.connect_timeout_ms);
 	return 0;
 }
 
@@ -672,13 +730,16 @@ int strata_upstream_submit(struct strata_upstream *up,
 	xfer->arg = arg;
 	/* One reference for the caller, one for the upstream thread. */
 	atomic_init(&xfer->refcnt, 2);
-	rc = setup_easy(up, xfer, req);
+	rc = setup_easy(xfer, req);
 	if (rc != 0)
 		goto fail;
 	/* Checked under the lock that the thread reads `stopping` and the
-	 * queue with, so an accepted submission is always seen by it. */
+	 * queue with, so an accepted submission is always seen by it; the
+	 * address and connect timeout are the settings current now. */
 	pthread_mutex_lock(&up->lock);
 	stopping = up->stopping;
+	if (!stopping && (rc = target_locked(up, xfer, req)) != 0)
+		stopping = true;
 	if (!stopping) {
 		atomic_fetch_add_explicit(&up->inflight, 1,
 					  memory_order_relaxed);
@@ -686,7 +747,8 @@ int strata_upstream_submit(struct strata_upstream *up,
 	}
 	pthread_mutex_unlock(&up->lock);
 	if (stopping) {
-		rc = STRATA_EUNAVAIL;
+		if (rc == 0)
+			rc = STRATA_EUNAVAIL;
 		goto fail;
 	}
 	curl_multi_wakeup(up->multi);

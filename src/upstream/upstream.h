@@ -75,6 +75,16 @@ struct strata_upstream_handler {
 int strata_upstream_new(const struct strata_upstream_config *cfg,
 			struct strata_upstream **out);
 
+/*
+ * Replace the settings (live reload): transfers submitted from now on use
+ * the new URL and timeouts; those running keep what they started with,
+ * except that the idle timeout and connection limits change for all once
+ * the client thread applies them (promptly: it is woken).  cfg->url is
+ * copied.  Thread-safe.  Returns 0 or -ENOMEM (nothing changed).
+ */
+int strata_upstream_reconfigure(struct strata_upstream *up,
+				const struct strata_upstream_config *cfg);
+
 /* Start the client thread.  Returns 0 or a negative errno. */
 int strata_upstream_start(struct strata_upstream *up);
 
