@@ -478,6 +478,7 @@ static int cmd_stats(struct ctl *c);
 static int cmd_health(struct ctl *c);
 static int cmd_ready(struct ctl *c);
 static int cmd_explain(struct ctl *c);
+static int cmd_reload(struct ctl *c);
 
 static const struct command commands[] = {
 	{"keys", cmd_keys,
@@ -498,6 +499,7 @@ static const struct command commands[] = {
 	{"ready", cmd_ready, 0, 0, 0, "ready"},
 	{"explain", cmd_explain, BIT(C_METHOD) | BIT(C_HEADER), 1, 1,
 	 "explain URL [--method M] [-H 'Name: value']..."},
+	{"reload", cmd_reload, 0, 0, 0, "reload"},
 };
 
 static void usage(FILE *f)
@@ -1688,6 +1690,43 @@ static void print_stats(const json_t *doc)
 	}
 	table_free(&tiers);
 	table_free(&routes);
+}
+
+/* A JSON array of strings as "a, b" ("none" when empty). */
+static void print_names(const json_t *a)
+{
+	size_t i;
+	json_t *v;
+
+	if (json_array_size(a) == 0)
+		fputs("none", stdout);
+	json_array_foreach(a, i, v) {
+		if (i > 0)
+			fputs(", ", stdout);
+		put_clean(stdout, json_string_value(v) ?: "?");
+	}
+}
+
+static int cmd_reload(struct ctl *c)
+{
+	struct reply r;
+	int rc = call(c, "POST", "/admin/reload", &r);
+
+	if (rc != 0)
+		return rc;
+	if (c->o->json) {
+		emit(&r);
+	} else {
+		printf("reloaded: generation %lld\napplied: ",
+		       (long long)json_integer_value(
+			       json_object_get(r.doc, "generation")));
+		print_names(json_object_get(r.doc, "applied"));
+		fputs("\nneeding a restart: ", stdout);
+		print_names(json_object_get(r.doc, "restart_required"));
+		putchar('\n');
+	}
+	reply_free(&r);
+	return CTL_OK;
 }
 
 static int cmd_stats(struct ctl *c)

@@ -1342,3 +1342,30 @@ Test(ctl_admin, token_is_required_when_the_server_has_one)
 	expect_status(&r, 0, "ready without a token");
 	run_free(&r);
 }
+
+Test(ctl_admin, reload_reports_the_new_generation)
+{
+	struct run r;
+	json_t *doc;
+
+	start_strata(NULL);
+	expect_stored("/doc/a");
+
+	ADMIN(&r, "reload");
+	expect_status(&r, 0, "reload");
+	cr_expect(contains(r.out, "reloaded: generation 2") &&
+			  contains(r.out, "applied: none") &&
+			  contains(r.out, "needing a restart: none"),
+		  "reload: %s", r.out);
+	run_free(&r);
+
+	ADMIN(&r, "--json", "reload");
+	expect_status(&r, 0, "--json reload");
+	doc = parse_json(r.out, "--json reload");
+	cr_expect_eq(json_integer_value(json_object_get(doc, "generation")), 3,
+		     "%s", r.out);
+	json_decref(doc);
+	run_free(&r);
+	/* The flags were applied again: the route still caches. */
+	expect_hit("/doc/a");
+}

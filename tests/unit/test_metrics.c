@@ -1165,3 +1165,65 @@ Test(prom, bad_query_labels_abort, .signal = SIGABRT, TIMEOUT)
 
 	prom_value(doc, "a", "x=1", NULL);
 }
+
+/* ------------------------------------------------- routes added by reload */
+
+Test(metrics, a_reload_maps_known_names_and_claims_new_ones, TIMEOUT)
+{
+	struct strata_metrics_route routes[] = { { "a", GET }, { "b", GET } };
+	struct strata_metrics *m = new_metrics(routes, 2);
+	struct strata_metrics_route b = { "b", GET | POST }, c = { "c", GET };
+	struct prom_doc *doc;
+	size_t i = 99;
+
+	cr_assert_eq(strata_metrics_unmatched(m), 2);
+	strata_metrics_request(m, 1, GET, STRATA_CACHE_HIT, 5);
+	cr_assert_eq(strata_metrics_route_index(m, &b, &i), 0);
+	cr_assert_eq(i, 1, "a known name keeps its index and counters");
+	cr_assert_eq(strata_metrics_route_index(m, &c, &i), 0);
+	cr_assert_eq(i, 3, "a new name takes the first spare");
+	strata_metrics_request(m, 3, GET, STRATA_CACHE_MISS, 5);
+	cr_assert_eq(strata_metrics_route_index(m, &c, &i), 0);
+	cr_assert_eq(i, 3, "claimed once, found after");
+
+	doc = scrape(m);
+	cr_expect_eq(requests(doc, "b", "GET", "hit"), 1.0);
+	cr_expect_eq(requests(doc, "b", "POST", "miss"), 0.0,
+		     "a method the new route lists is listed at zero");
+	cr_expect_eq(requests(doc, "c", "GET", "miss"), 1.0);
+	cr_expect(!has_series(doc, "strata_requests_total",
+			      "route=\"\",method=\"GET\",cache=\"miss\"") ||
+			  requests(doc, "", "GET", "miss") == 0.0,
+		  "the new route's requests are not counted as unmatched");
+	prom_free(&doc);
+	strata_metrics_free(&m);
+}
+
+Test(metrics, spare_series_run_out_with_enospc, TIMEOUT)
+{
+	struct strata_metrics *m = new_metrics(NULL, 0);
+	char name[32];
+	size_t i, claimed = 0;
+	int rc = 0;
+
+	for (unsigned k = 0; k < 1000 && rc == 0; k++) {
+		struct strata_metrics_route r = { name, GET };
+
+		snprintf(name, sizeof(name), "r%u", k);
+		rc = strata_metrics_route_index(m, &r, &i);
+		if (rc == 0)
+			claimed++;
+	}
+	cr_expect_eq(rc, -ENOSPC);
+	cr_expect_geq(claimed, 16, "room for routes added by reloads");
+	cr_expect_lt(claimed, 1000, "bounded");
+	strata_metrics_free(&m);
+}
+
+Test(metrics, an_unclaimed_spare_index_asserts, .signal = SIGABRT, TIMEOUT)
+{
+	struct strata_metrics_route routes[] = { { "a", GET } };
+	struct strata_metrics *m = new_metrics(routes, 1);
+
+	strata_metrics_request(m, 2, GET, STRATA_CACHE_HIT, 1);
+}
