@@ -39,7 +39,7 @@ readonly PACKAGES=(
 	build-essential autoconf automake libtool pkg-config
 	libmicrohttpd-dev libhiredis-dev libxxhash-dev liblmdb-dev
 	libcriterion-dev libcurl4-openssl-dev libfyaml-dev libjansson-dev
-	liburcu-dev libsystemd-dev redis-server python3 curl
+	liburcu-dev libsystemd-dev redis-server nginx python3 curl
 )
 readonly DEMO_APP_ADDR=127.0.0.1:8000
 readonly DEMO_STRATA_ADDR=127.0.0.1:8080

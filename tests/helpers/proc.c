@@ -503,7 +503,7 @@ static int attempt(struct proc *p, const struct proc_spec *spec)
 	pid_t pid;
 	int ret = -1;
 
-	p->port = proc_free_port();
+	p->port = spec->port != 0 ? spec->port : proc_free_port();
 	p->admin_port = proc_free_port();
 	p->exited = false;
 	if (p->port == 0 || p->admin_port == 0 || p->port == p->admin_port) {

@@ -81,6 +81,11 @@ struct proc_spec {
 	 * directory (the test creates and removes it).
 	 */
 	const char *disk_path;
+	/*
+	 * The port waited on (and @PORT@); 0: a free one is picked.  For a
+	 * program whose port is in a file the test writes first (nginx).
+	 */
+	unsigned port;
 };
 
 /*
