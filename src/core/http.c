@@ -161,6 +161,67 @@ char *strata_headers_join(const struct strata_headers *h, const char *name)
 	return joined;
 }
 
+int strata_headers_fold(struct strata_headers *h, const char *name)
+{
+	size_t first = h->n, count = 0;
+	char *joined, *p;
+	size_t len = 0;
+
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, name) == 0) {
+			if (first == h->n)
+				first = i;
+			count++;
+			len += strlen(h->v[i].value) + 2;
+		}
+	if (count < 2)
+		return 0;
+	joined = malloc(len);
+	if (joined == NULL)
+		return -ENOMEM;
+	p = joined;
+	for (size_t i = 0; i < h->n; i++)
+		if (strcasecmp(h->v[i].name, name) == 0) {
+			size_t n = strlen(h->v[i].value);
+
+			/* An empty line adds no member to the list. */
+			if (n == 0)
+				continue;
+			if (p != joined) {
+				*p++ = ',';
+				*p++ = ' ';
+			}
+			memcpy(p, h->v[i].value, n);
+			p += n;
+		}
+	*p = '\0';
+	free(h->v[first].value);
+	h->v[first].value = joined;
+	/* Drop the later lines, keeping the others' order. */
+	for (size_t i = first + 1, o = first + 1; i < h->n; i++) {
+		if (strcasecmp(h->v[i].name, name) == 0) {
+			free(h->v[i].name);
+			free(h->v[i].value);
+			continue;
+		}
+		h->v[o++] = h->v[i];
+	}
+	h->n -= count - 1;
+	return 0;
+}
+
+int strata_http_fold_cache_lists(struct strata_headers *h)
+{
+	static const char *const lists[] = {"Cache-Control", "Vary",
+					    "Pragma"};
+	int rc = 0;
+
+	for (size_t i = 0; i < sizeof(lists) / sizeof(lists[0]); i++)
+		if (strata_headers_fold(h, lists[i]) != 0)
+			rc = -ENOMEM;
+	return rc;
+}
+
 int strata_http_end_to_end(const struct strata_headers *in,
 			   struct strata_headers *out)
 {

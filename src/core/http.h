@@ -40,6 +40,23 @@ const char *strata_headers_get(const struct strata_headers *h,
  * NULL when absent (or out of memory). */
 char *strata_headers_join(const struct strata_headers *h, const char *name);
 
+/*
+ * Make the field lines of the list header `name` one line: the first
+ * takes every value, in order, joined with ", " (RFC 9110 section 5.3),
+ * and the later ones go.  A cache that reads the first line only, as
+ * strata_headers_get() does, then sees the whole list.  Returns 0 or
+ * -ENOMEM (the list is then unchanged).
+ */
+int strata_headers_fold(struct strata_headers *h, const char *name);
+
+/*
+ * strata_headers_fold() for the list headers a cache decides by:
+ * Cache-Control, Vary and Pragma.  Applied to every response a cache may
+ * store, as it arrives.  Returns 0, or -ENOMEM when one could not be
+ * folded (it is then left as it was).
+ */
+int strata_http_fold_cache_lists(struct strata_headers *h);
+
 /* Remove every header called `name`, keeping the others' order. */
 void strata_headers_remove(struct strata_headers *h, const char *name);
 

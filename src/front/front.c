@@ -662,10 +662,19 @@ static int start_exchange(struct strata_front *front, struct request *rq,
 
 /* ---- invalidation by unsafe methods (RFC 9111 section 4.4) ------------------ */
 
+/* Every method but the safe ones of the IANA method registry (RFC 9110
+ * section 9.2.1): an unknown method (M-SEARCH, say) may change state. */
 static bool unsafe_method(const char *m)
 {
-	return strcmp(m, "POST") == 0 || strcmp(m, "PUT") == 0 ||
-	       strcmp(m, "PATCH") == 0 || strcmp(m, "DELETE") == 0;
+	static const char *const safe[] = {
+		"GET", "HEAD", "OPTIONS", "TRACE", "PROPFIND", "SEARCH",
+		"REPORT",
+	};
+
+	for (size_t i = 0; i < sizeof(safe) / sizeof(safe[0]); i++)
+		if (strcmp(m, safe[i]) == 0)
+			return false;
+	return true;
 }
 
 /*
@@ -1390,14 +1399,54 @@ static void relookup(struct strata_front *front, struct request *rq)
  * (no-cache, max-age=0): the request is forwarded (fwd=request) and its
  * answer stored.  no-store: the answer is not stored.
  */
+struct joined {
+	const char *name;
+	char *value;               /* malloc'd; NULL: none yet */
+	bool failed;
+};
+
+static enum MHD_Result join_cb(void *cls, enum MHD_ValueKind kind,
+			       const char *name, const char *value)
+{
+	struct joined *j = cls;
+	char *more;
+
+	(void)kind;
+	if (name == NULL || value == NULL || strcasecmp(name, j->name) != 0)
+		return MHD_YES;
+	if (j->value == NULL)
+		more = strdup(value);
+	else if (asprintf(&more, "%s, %s", j->value, value) < 0)
+		more = NULL;
+	free(j->value);
+	j->value = more;
+	j->failed = j->failed || more == NULL;
+	return MHD_YES;
+}
+
+/* Every field line of the request header `name`, joined with ", " as
+ * RFC 9110 section 5.3 allows for a list: a new string, or NULL when
+ * absent (or out of memory). */
+static char *request_header_join(struct MHD_Connection *conn, const char *name)
+{
+	struct joined j = {.name = name};
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, join_cb, &j);
+	if (j.failed) {
+		free(j.value);
+		return NULL;
+	}
+	return j.value;
+}
+
 static bool request_directives(struct request *rq, struct MHD_Connection *conn)
 {
-	const char *cc = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
-						     "Cache-Control");
+	char *cc = request_header_join(conn, "Cache-Control");
 
 	if (cc == NULL)
 		return true;
 	strata_cc_parse_request(cc, &rq->req_cc);
+	free(cc);
 	rq->no_store = rq->req_cc.no_store;
 	if (rq->req_cc.no_cache ||
 	    (rq->req_cc.max_age.state == STRATA_CC_SET &&

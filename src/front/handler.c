@@ -82,6 +82,7 @@ static void run_cb(struct strata_pool_job *pool_job)
 	struct strata_handler_job *job = (struct strata_handler_job *)pool_job;
 
 	job->handler->fn(job->handler->arg, &job->req, &job->resp);
+	(void)strata_http_fold_cache_lists(&job->resp.headers);
 	if (job->resp.status == 0) {
 		strata_log_error("handler for %s returned no status: 500",
 				 job->req.path);

@@ -272,6 +272,9 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 		if (xfer->status < 200)
 			return len; /* end of an interim 1xx head */
 		xfer->head_done = true;
+		/* Repeated Cache-Control or Vary lines read as one list
+		 * by every consumer (a failure leaves them as they are). */
+		(void)strata_http_fold_cache_lists(&xfer->resp_headers);
 		moved = xfer->resp_headers;
 		memset(&xfer->resp_headers, 0, sizeof(xfer->resp_headers));
 		xfer->handler->headers_cb(xfer->arg, xfer->status, &moved);

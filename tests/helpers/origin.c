@@ -546,19 +546,25 @@ static struct MHD_Response *cache_control(const char *target)
 	return resp;
 }
 
-/* /header?name=N&value=V: a 200 carrying one chosen header. */
+/* /header?name=N&value=V[&value2=W]: a 200 carrying one chosen header,
+ * on a second field line too when value2 is given. */
 static struct MHD_Response *one_header(const char *target)
 {
-	char name[64], value[128], body[224];
+	char name[64], value[128], value2[128], body[224];
 	struct MHD_Response *resp;
 
 	query_raw(target, "name", name, sizeof(name));
 	query_raw(target, "value", value, sizeof(value));
+	query_raw(target, "value2", value2, sizeof(value2));
 	snprintf(body, sizeof(body), "%s: %s\n", name, value);
 	resp = text(body, "text/plain");
 	if (resp != NULL && MHD_add_response_header(resp, name, value) != MHD_YES)
 		fprintf(stderr, "origin: /header: libmicrohttpd refused %s: %s\n",
 			name, value);
+	if (resp != NULL && value2[0] != '\0' &&
+	    MHD_add_response_header(resp, name, value2) != MHD_YES)
+		fprintf(stderr, "origin: /header: libmicrohttpd refused %s: %s\n",
+			name, value2);
 	return resp;
 }
 

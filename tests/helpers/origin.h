@@ -20,7 +20,8 @@
  *   /slow?ms=N          sleep N ms (default 1000), then 200 with a small
  *                       JSON body {"slept_ms":N}.
  *   /header?name=N&value=V  200 with the response header "N: V" (raw
- *                       query values, no decoding).
+ *                       query values, no decoding); with &value2=W a
+ *                       second field line "N: W".
  *   /big?bytes=N&seed=S N bytes (default 1 MiB, seed 0) of the
  *                       deterministic stream origin_big_fill() describes,
  *                       generated while sending, with Content-Length.

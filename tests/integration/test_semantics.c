@@ -637,3 +637,90 @@ Test(semantics, the_clients_max_stale_accepts_a_stale_entry)
 		  a.cache_status);
 	unlink(path);
 }
+
+/* --- field lines: a list header sent on several lines is one list -------- */
+
+/* Routes /header and /cc with ttl: origin. */
+static void start_header_route(char *path, size_t cap)
+{
+	start_yaml("routes:\n"
+		   "  - path: /header\n"
+		   "    ttl: origin\n"
+		   "  - path: /cc\n"
+		   "    ttl: origin\n",
+		   path, cap);
+}
+
+Test(semantics, cache_control_on_two_response_lines_is_one_list)
+{
+	char path[64];
+
+	start_header_route(path, sizeof(path));
+	/* "max-age=60" then "no-store": the second line forbids storing. */
+	cr_expect(!stored_then_hit("/header?name=Cache-Control&value=max-age=60"
+				   "&value2=no-store"),
+		  "the second line was ignored");
+	/* "public" then "s-maxage=0": stale at once for a shared cache. */
+	cr_expect(!stored_then_hit("/header?name=Cache-Control&value=max-age=60"
+				   "&value2=s-maxage=0"));
+	/* The control: one line. */
+	cr_expect(stored_then_hit("/header?name=Cache-Control&value=max-age=60"
+				  "&value2=public"));
+	unlink(path);
+}
+
+Test(semantics, vary_on_two_response_lines_is_one_list)
+{
+	char path[64];
+	struct answer a;
+
+	start_header_route(path, sizeof(path));
+	/* An empty Vary line, then "*": never served from the cache. */
+	req("GET", "/header?name=Vary&value=&value2=*&x=1", NULL);
+	a = req("GET", "/header?name=Vary&value=&value2=*&x=1", NULL);
+	cr_expect(!has(&a, "hit"), "Vary: * on the second line: %s",
+		  a.cache_status);
+	unlink(path);
+}
+
+Test(semantics, cache_control_on_two_request_lines_is_one_list)
+{
+	char path[64];
+	struct answer a;
+
+	start_header_route(path, sizeof(path));
+	req("GET", "/cc?value=max-age=60", NULL);
+	a = req("GET", "/cc?value=max-age=60",
+		(const char *[]){"Cache-Control: nothing-to-see-here",
+				 "Cache-Control: no-cache", NULL});
+	cr_expect(has(&a, "fwd=request"), "the client's no-cache on the "
+		  "second line was ignored: %s", a.cache_status);
+	a = req("GET", "/cc?value=max-age=61",
+		(const char *[]){"Cache-Control: nothing-to-see-here",
+				 "Cache-Control: only-if-cached", NULL});
+	cr_expect_eq(a.status, 504);
+	unlink(path);
+}
+
+Test(semantics, an_unregistered_unsafe_method_invalidates_too)
+{
+	const char *const routes[] = {"--route", "/echo/*=60s", NULL};
+	struct answer a;
+
+	start(routes);
+	req("GET", "/echo/item", NULL);
+	a = req("GET", "/echo/item", NULL);
+	cr_assert(has(&a, "hit"), "%s", a.cache_status);
+	a = req("M-SEARCH", "/echo/item", NULL);
+	cr_assert_eq(a.status, 200);
+	cr_expect(becomes_miss("/echo/item"),
+		  "an unknown method may change the resource (RFC 9110 "
+		  "section 9.2.1): it invalidates");
+	req("GET", "/echo/safe", NULL);
+	req("OPTIONS", "/echo/safe", NULL);
+	req("PROPFIND", "/echo/safe", NULL);
+	usleep((useconds_t)proc_scaled_ms(200) * 1000);
+	a = req("GET", "/echo/safe", NULL);
+	cr_expect(has(&a, "hit"), "safe methods invalidate nothing: %s",
+		  a.cache_status);
+}

@@ -111,3 +111,40 @@ Test(http, remove_keeps_the_rest_in_order)
 	cr_assert_str_eq(h.v[1].name, "B");
 	strata_headers_clear(&h);
 }
+
+Test(http, fold_makes_one_line_of_a_list_header)
+{
+	struct strata_headers h = {0};
+
+	cr_assert_eq(strata_headers_add(&h, "Cache-Control", "max-age=60"), 0);
+	cr_assert_eq(strata_headers_add(&h, "ETag", "\"x\""), 0);
+	cr_assert_eq(strata_headers_add(&h, "cache-control", ""), 0);
+	cr_assert_eq(strata_headers_add(&h, "Vary", "A"), 0);
+	cr_assert_eq(strata_headers_add(&h, "CACHE-CONTROL", "no-store"), 0);
+	cr_assert_eq(strata_headers_fold(&h, "Cache-Control"), 0);
+	cr_assert_eq(h.n, 3);
+	cr_expect_str_eq(h.v[0].name, "Cache-Control");
+	cr_expect_str_eq(h.v[0].value, "max-age=60, no-store",
+			 "in order; the empty line adds nothing");
+	cr_expect_str_eq(h.v[1].name, "ETag", "the others keep their order");
+	cr_expect_str_eq(h.v[2].name, "Vary");
+	/* One line, or none: unchanged. */
+	cr_assert_eq(strata_headers_fold(&h, "Vary"), 0);
+	cr_assert_eq(strata_headers_fold(&h, "Pragma"), 0);
+	cr_assert_eq(h.n, 3);
+	cr_expect_str_eq(h.v[2].value, "A");
+	strata_headers_clear(&h);
+}
+
+Test(http, fold_cache_lists_folds_vary_after_an_empty_line)
+{
+	struct strata_headers h = {0};
+
+	cr_assert_eq(strata_headers_add(&h, "Vary", ""), 0);
+	cr_assert_eq(strata_headers_add(&h, "Vary", "*"), 0);
+	cr_assert_eq(strata_headers_add(&h, "Cache-Control", "public"), 0);
+	cr_assert_eq(strata_http_fold_cache_lists(&h), 0);
+	cr_assert_eq(h.n, 2);
+	cr_expect_str_eq(strata_headers_get(&h, "Vary"), "*");
+	strata_headers_clear(&h);
+}
