@@ -1308,6 +1308,11 @@ static bool stale_if_error_ok(const struct request *rq, int64_t now)
 		if (cc.stale_if_error.state == STRATA_CC_SET)
 			window = (uint64_t)cc.stale_if_error.seconds * 1000;
 	}
+	/* The client's own stale-if-error (RFC 5861 section 4; parsed on
+	 * ttl: origin routes only) widens what it accepts. */
+	if (rq->req_cc.stale_if_error.state == STRATA_CC_SET &&
+	    (uint64_t)rq->req_cc.stale_if_error.seconds * 1000 > window)
+		window = (uint64_t)rq->req_cc.stale_if_error.seconds * 1000;
 	return window > 0 && now < rq->stale->expires + (int64_t)window &&
 	       now < rq->stale->keep_until;
 }
@@ -1841,7 +1846,12 @@ static enum strata_store_verdict origin_freshness(
 	if (strata_freshness_storable(&st) != STRATA_STORABLE_OK)
 		return STRATA_STORE_STATUS;
 	strata_freshness_compute(&r, &fr, &f);
-	if (f.lifetime_ms <= 0 && !validator)
+	/* Stale at once, with no validator to revalidate it by: worth
+	 * keeping only for a stale window the response or route grants
+	 * (max-age=0, stale-if-error=60, say). */
+	if (f.lifetime_ms <= 0 && !validator &&
+	    (f.no_stale || f.no_cache ||
+	     (f.stale_while_revalidate_ms <= 0 && f.stale_if_error_ms <= 0)))
 		return STRATA_STORE_STATUS; /* nothing to reuse it for */
 	p->created = now - f.initial_age_ms;
 	p->expires = strata_freshness_stale_at(&f);

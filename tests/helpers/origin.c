@@ -533,16 +533,19 @@ static const char *query_raw(const char *target, const char *name, char *buf,
 
 static struct MHD_Response *cache_control(const char *target)
 {
-	char value[128], body[160];
+	char value[128], etag[64], body[160];
 	struct MHD_Response *resp;
 
 	query_raw(target, "value", value, sizeof(value));
+	query_raw(target, "etag", etag, sizeof(etag));
 	snprintf(body, sizeof(body), "cache-control %s\n", value);
 	resp = text(body, "text/plain");
 	if (resp != NULL && MHD_add_response_header(resp, "Cache-Control",
 						    value) != MHD_YES)
 		fprintf(stderr, "origin: /cc: libmicrohttpd refused "
 				"Cache-Control: %s\n", value);
+	if (resp != NULL && etag[0] != '\0')
+		MHD_add_response_header(resp, "ETag", etag);
 	return resp;
 }
 

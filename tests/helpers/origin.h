@@ -46,7 +46,7 @@
  *                       X-Revalidated: yes, and no body.
  *   /cc?value=V         200, text/plain, "Cache-Control: V" with V taken
  *                       raw from the query (no percent-decoding), body
- *                       "cache-control V\n".
+ *                       "cache-control V\n"; with &etag=E also "ETag: E".
  *   /slow-cookie?ms=N   sleep N ms (default 500), then 200 with
  *                       Set-Cookie: s=1; Path=/ and body {"slept_ms":N}.
  *   /hang-headers       sends nothing for 30 s (or until origin_stop), then

@@ -724,3 +724,49 @@ Test(semantics, an_unregistered_unsafe_method_invalidates_too)
 	cr_expect(has(&a, "hit"), "safe methods invalidate nothing: %s",
 		  a.cache_status);
 }
+
+Test(semantics, stale_if_error_keeps_a_response_stale_at_once)
+{
+	char path[64];
+	struct answer a;
+
+	start_yaml("routes:\n"
+		   "  - path: /cc\n"
+		   "    ttl: origin\n",
+		   path, sizeof(path));
+	/* No validator and no freshness, but a stale-if-error window:
+	 * kept for it (RFC 5861), never served while the origin answers. */
+	a = req("GET", "/cc?value=max-age=0,stale-if-error=60", NULL);
+	cr_assert(has(&a, "stored"), "%s", a.cache_status);
+	a = req("GET", "/cc?value=max-age=0,stale-if-error=60", NULL);
+	cr_expect(!has(&a, "hit"), "stale, the origin up: %s",
+		  a.cache_status);
+	origin_stop(&origin);
+	a = req("GET", "/cc?value=max-age=0,stale-if-error=60", NULL);
+	cr_expect_eq(a.status, 200);
+	cr_expect(has(&a, "stale-if-error"), "%s", a.cache_status);
+	unlink(path);
+}
+
+Test(semantics, the_clients_stale_if_error_accepts_a_kept_entry)
+{
+	char path[64];
+	struct answer a;
+
+	start_yaml("routes:\n"
+		   "  - path: /cc\n"
+		   "    ttl: origin\n",
+		   path, sizeof(path));
+	/* Kept past expiry for revalidation (it has a validator). */
+	a = req("GET", "/cc?value=max-age=1&etag=\"v\"", NULL);
+	cr_assert(has(&a, "stored"), "%s", a.cache_status);
+	usleep((useconds_t)proc_scaled_ms(1300) * 1000);
+	origin_stop(&origin);
+	a = req("GET", "/cc?value=max-age=1&etag=\"v\"", NULL);
+	cr_expect_eq(a.status, 502, "no window granted: the error");
+	a = req("GET", "/cc?value=max-age=1&etag=\"v\"",
+		(const char *[]){"Cache-Control: stale-if-error=60", NULL});
+	cr_expect_eq(a.status, 200, "the client accepts stale on error");
+	cr_expect(has(&a, "stale-if-error"), "%s", a.cache_status);
+	unlink(path);
+}
