@@ -14,6 +14,7 @@
 #include "../helpers/client.h"
 #include "../helpers/origin.h"
 #include "../helpers/proc.h"
+#include "../helpers/raw_origin.h"
 
 #define MAX_ARGS 32
 
@@ -769,4 +770,42 @@ Test(semantics, the_clients_stale_if_error_accepts_a_kept_entry)
 	cr_expect_eq(a.status, 200, "the client accepts stale on error");
 	cr_expect(has(&a, "stale-if-error"), "%s", a.cache_status);
 	unlink(path);
+}
+
+/* --- Date --------------------------------------------------------------- */
+
+Test(semantics, a_response_without_date_is_stored_with_the_date_it_arrived)
+{
+	struct raw_origin *raw = raw_origin_start(
+		"HTTP/1.1 200 OK\r\nContent-Length: 3\r\n"
+		"Cache-Control: max-age=60\r\nConnection: close\r\n\r\nok\n");
+	char upstream[64];
+	const char *const args[] = {"--upstream", upstream, "--route",
+				    "/nodate=origin", NULL};
+	struct proc_spec spec = {.args = args};
+	struct full first, later;
+
+	cr_assert_not_null(raw);
+	snprintf(upstream, sizeof(upstream), "http://127.0.0.1:%u",
+		 raw_origin_port(raw));
+	strata = proc_start(&spec);
+	cr_assert_not_null(strata);
+	first = fetch_full("/nodate", NULL);
+	cr_assert_eq(first.status, 200);
+	cr_assert_not_null(client_header(&first.r, "Date"),
+			   "the origin sent none: Strata adds one");
+	usleep((useconds_t)proc_scaled_ms(1200) * 1000);
+	later = fetch_full("/nodate", NULL);
+	cr_assert(strstr(client_header(&later.r, "Cache-Status") ?: "",
+			 "hit") != NULL);
+	cr_assert_eq(raw_origin_count(raw), 1);
+	cr_assert_str_eq(client_header(&later.r, "Date"),
+			 client_header(&first.r, "Date"),
+			 "the hit carries the stored Date, not its own time");
+	cr_expect_geq(atol(client_header(&later.r, "Age") ?: "0"), 1,
+		      "its Age counts from that Date");
+	client_response_free(&first.r);
+	client_response_free(&later.r);
+	proc_stop(&strata);
+	raw_origin_stop(&raw);
 }
