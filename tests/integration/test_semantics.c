@@ -809,3 +809,48 @@ Test(semantics, a_response_without_date_is_stored_with_the_date_it_arrived)
 	proc_stop(&strata);
 	raw_origin_stop(&raw);
 }
+
+/* --- Content-Encoding ------------------------------------------------------ */
+
+Test(semantics, an_encoded_response_is_stored_as_sent_and_varies_by_encoding)
+{
+	struct raw_origin *raw = raw_origin_start(
+		"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\n"
+		"Vary: Accept-Encoding\r\nCache-Control: max-age=60\r\n"
+		"Content-Type: text/plain\r\nContent-Length: 9\r\n"
+		"Connection: close\r\n\r\n\x1f\x8b" "gzdata\n");
+	char upstream[64];
+	const char *const args[] = {"--upstream", upstream, "--route",
+				    "/enc=origin", NULL};
+	const char *const gzip[] = {"Accept-Encoding: gzip", NULL};
+	const char *const identity[] = {"Accept-Encoding: identity", NULL};
+	struct proc_spec spec = {.args = args};
+	struct full a, b, c;
+
+	cr_assert_not_null(raw);
+	snprintf(upstream, sizeof(upstream), "http://127.0.0.1:%u",
+		 raw_origin_port(raw));
+	strata = proc_start(&spec);
+	cr_assert_not_null(strata);
+	a = fetch_full("/enc", gzip);
+	b = fetch_full("/enc", gzip);
+	cr_assert_eq(b.status, 200);
+	cr_expect(strstr(client_header(&b.r, "Cache-Status") ?: "", "hit"),
+		  "%s", client_header(&b.r, "Cache-Status"));
+	cr_expect_str_eq(client_header(&b.r, "Content-Encoding") ?: "",
+			 "gzip");
+	cr_assert_eq(b.r.body_len, 9, "the bytes as sent, not decoded");
+	cr_expect_eq(memcmp(b.r.body, "\x1f\x8bgzdata\n", 9), 0);
+	cr_expect_eq(raw_origin_count(raw), 1);
+	/* Another Accept-Encoding is another variant: not served gzip. */
+	c = fetch_full("/enc", identity);
+	cr_expect(strstr(client_header(&c.r, "Cache-Status") ?: "", "hit") ==
+			  NULL,
+		  "%s", client_header(&c.r, "Cache-Status"));
+	cr_expect_eq(raw_origin_count(raw), 2);
+	client_response_free(&a.r);
+	client_response_free(&b.r);
+	client_response_free(&c.r);
+	proc_stop(&strata);
+	raw_origin_stop(&raw);
+}
