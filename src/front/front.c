@@ -274,6 +274,32 @@ static enum MHD_Result answer(struct MHD_Connection *conn, struct request *rq,
 	return ok;
 }
 
+/* A 400 or 501 for a request whose framing cannot be trusted: the
+ * connection closes after it, so no byte of its body is read as the
+ * next request. */
+static enum MHD_Result refuse_framing(struct MHD_Connection *conn,
+				      struct request *rq, unsigned status,
+				      const char *reason)
+{
+	struct MHD_Response *resp =
+		MHD_create_response_from_buffer(strlen(reason), (void *)reason,
+						MHD_RESPMEM_PERSISTENT);
+	enum MHD_Result ok;
+
+	if (resp == NULL)
+		return MHD_NO;
+	MHD_add_response_header(resp, "Content-Type",
+				"text/plain; charset=utf-8");
+	MHD_add_response_header(resp, "Connection", "close");
+	MHD_add_response_header(resp, "Cache-Status", rq->cache_status);
+	ok = MHD_queue_response(conn, status, resp);
+	MHD_destroy_response(resp);
+	rq->phase = PHASE_ANSWERED;
+	rq->status = status;
+	rq->bytes = strlen(reason);
+	return ok;
+}
+
 static enum MHD_Result answer_upstream_error(struct MHD_Connection *conn,
 					     struct request *rq, int err)
 {
@@ -422,6 +448,8 @@ static const char *client_of(struct request *rq)
 struct header_scan {
 	struct strata_headers *out;
 	bool for_cache;     /* a fill: ask for the whole representation */
+	const struct strata_route *keyed; /* a caching route: unkeyed
+					     inputs are not forwarded */
 	char *connection;   /* the client's Connection tokens, joined */
 	char *xff;          /* the client's X-Forwarded-For values, joined */
 	char *via;          /* the client's Via values, joined */
@@ -493,6 +521,32 @@ static bool conditional_header(const char *name)
 	return false;
 }
 
+/*
+ * Request headers an application may act on or reflect in its answer
+ * (frameworks read them to rewrite the URL, the method or the host)
+ * while they are not in the cache key: forwarded, one client could
+ * store an answer made for its header and have it served to everyone
+ * (cache poisoning).  On a caching route they are dropped unless the
+ * route's `vary` lists them (then they are part of the key).
+ */
+static bool unkeyed_input(const char *name, const struct strata_route *route)
+{
+	static const char *const names[] = {
+		"X-Original-URL", "X-Rewrite-URL", "X-HTTP-Method-Override",
+		"X-HTTP-Method", "X-Method-Override", "X-Forwarded-Server",
+		"X-Host",
+	};
+
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
+		if (strcasecmp(name, names[i]) == 0) {
+			for (size_t v = 0; v < route->n_vary; v++)
+				if (strcasecmp(route->vary[v], name) == 0)
+					return false;
+			return true;
+		}
+	return false;
+}
+
 static enum MHD_Result scan_header_cb(void *cls, enum MHD_ValueKind kind,
 				      const char *name, const char *value)
 {
@@ -500,6 +554,8 @@ static enum MHD_Result scan_header_cb(void *cls, enum MHD_ValueKind kind,
 
 	(void)kind;
 	if (value == NULL || scan->rc != 0)
+		return MHD_YES;
+	if (scan->keyed != NULL && unkeyed_input(name, scan->keyed))
 		return MHD_YES;
 	if (strcasecmp(name, "X-Forwarded-For") == 0)
 		scan->rc = join(&scan->xff, value);
@@ -546,7 +602,11 @@ static int forwarded_headers(struct request *rq,
 			     struct MHD_Connection *conn, const char *version,
 			     bool for_cache, struct strata_headers *out)
 {
-	struct header_scan scan = { .out = out, .for_cache = for_cache };
+	struct header_scan scan = {
+		.out = out,
+		.for_cache = for_cache,
+		.keyed = rq->cacheable ? rq->route : NULL,
+	};
 	const char *host =
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
 	char via[64], traceparent[STRATA_TRACEPARENT_LEN + 1];
@@ -2262,13 +2322,128 @@ static void read_trace(struct request *rq, struct MHD_Connection *conn)
 		free(t.tracestate);
 }
 
+/* ---- request framing (RFC 9112 sections 3.2, 6) -------------------------- */
+
+struct framing {
+	unsigned content_length;   /* field lines */
+	unsigned transfer_encoding;
+	unsigned host;
+	const char *host_value;
+	bool te_other;             /* a coding other than chunked */
+	bool te_chunked_last;      /* the last coding is chunked */
+};
+
+static enum MHD_Result framing_cb(void *cls, enum MHD_ValueKind kind,
+				  const char *name, const char *value)
+{
+	struct framing *f = cls;
+	const char *p;
+
+	(void)kind;
+	if (name == NULL)
+		return MHD_YES;
+	if (strcasecmp(name, "Content-Length") == 0) {
+		f->content_length++;
+	} else if (strcasecmp(name, "Host") == 0) {
+		f->host++;
+		f->host_value = value;
+	} else if (strcasecmp(name, "Transfer-Encoding") == 0) {
+		f->transfer_encoding++;
+		/* Each coding of this line, in order: the last one seen
+		 * over every line must be chunked, and no other may be. */
+		for (p = value != NULL ? value : ""; *p != '\0';) {
+			size_t n;
+
+			p += strspn(p, " \t,");
+			n = strcspn(p, " \t,;");
+			if (n == 0)
+				break;
+			f->te_chunked_last = n == 7 &&
+					     strncasecmp(p, "chunked", 7) == 0;
+			f->te_other = f->te_other || !f->te_chunked_last;
+			p += n;
+			p += strcspn(p, ",");
+		}
+	}
+	return MHD_YES;
+}
+
+/*
+ * Refuse what a server in front of other servers must not guess at
+ * (request smuggling): Content-Length with Transfer-Encoding, repeated
+ * Content-Length, a Transfer-Encoding that does not end in chunked (400,
+ * RFC 9112 section 6.3) or uses another coding (501), more than one Host
+ * (400, section 3.2).  NULL when the request may go on; the answer is
+ * queued otherwise, and the connection closes after it.
+ */
+static bool framing_refused(struct MHD_Connection *conn, struct request *rq,
+			    struct framing *f, enum MHD_Result *ok)
+{
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_cb, f);
+	if (f->transfer_encoding > 0 && f->content_length > 0)
+		*ok = refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
+				     "both Content-Length and "
+				     "Transfer-Encoding\n");
+	else if (f->content_length > 1)
+		*ok = refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
+				     "more than one Content-Length\n");
+	else if (f->transfer_encoding > 0 && !f->te_chunked_last)
+		*ok = refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
+				     "Transfer-Encoding does not end in "
+				     "chunked\n");
+	else if (f->te_other)
+		*ok = refuse_framing(conn, rq, MHD_HTTP_NOT_IMPLEMENTED,
+				     "unsupported transfer coding\n");
+	else if (f->host > 1)
+		*ok = refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
+				     "more than one Host\n");
+	else
+		return false;
+	return true;
+}
+
+/*
+ * An absolute-form target ("http://host/path", RFC 9112 section 3.2.2)
+ * becomes origin-form when its authority is the Host header's (which a
+ * server must then ignore, so a disagreement is refused: a cache keyed
+ * on one and an application reading the other would disagree on what
+ * was asked).  Returns 0 (rq->target is origin-form), or -EINVAL.
+ */
+static int origin_form(struct request *rq, const char *host)
+{
+	const char *t = rq->target, *auth, *end;
+	char *path;
+
+	if (t[0] == '/')
+		return 0;
+	if (strncasecmp(t, "http://", 7) == 0)
+		auth = t + 7;
+	else if (strncasecmp(t, "https://", 8) == 0)
+		auth = t + 8;
+	else
+		return -EINVAL;
+	end = auth + strcspn(auth, "/?#");
+	if (end == auth || *end == '#' || host == NULL ||
+	    strlen(host) != (size_t)(end - auth) ||
+	    strncasecmp(host, auth, (size_t)(end - auth)) != 0 ||
+	    memchr(auth, '@', (size_t)(end - auth)) != NULL)
+		return -EINVAL;
+	if (asprintf(&path, "%s%s", *end == '/' ? "" : "/", end) < 0)
+		return -ENOMEM;
+	free(rq->target);
+	rq->target = path;
+	return 0;
+}
+
 /* Headers are in: route, key and look up, check the declared body size. */
 static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 			     struct MHD_Connection *conn, const char *method,
 			     const char *version)
 {
 	const char *length;
-	size_t path_len = strcspn(rq->target, "?");
+	struct framing f = {0};
+	enum MHD_Result ok;
+	size_t path_len;
 
 	strncpy(rq->method, method, sizeof(rq->method) - 1);
 	snprintf(rq->protocol, sizeof(rq->protocol), "%s",
@@ -2276,9 +2451,13 @@ static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 	rq->cond.cond.method = rq->method;
 	read_trace(rq, conn);
 	rq->phase = PHASE_BODY;
-	if (rq->target[0] != '/')
-		return answer(conn, rq, MHD_HTTP_BAD_REQUEST,
-			      "request target must be a path\n");
+	if (framing_refused(conn, rq, &f, &ok))
+		return ok;
+	if (origin_form(rq, f.host_value) != 0)
+		return refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
+				      "request target must be a path, or a "
+				      "URL of the Host it is sent to\n");
+	path_len = strcspn(rq->target, "?");
 	rq->route = strata_route_match(rq->live->routes, rq->target, path_len);
 	classify(front, rq, conn, method);
 	length = MHD_lookup_connection_value(conn, MHD_HEADER_KIND,
@@ -2694,6 +2873,10 @@ int strata_front_start(struct strata_front *front)
 		(size_t)front->cfg.max_header_size,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, front,
 		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, front,
+		/* A cache in front of other servers is where request
+		 * smuggling starts: no leniency (an HTTP/1.1 request
+		 * without Host is refused, and more below in begin()). */
+		MHD_OPTION_STRICT_FOR_CLIENT, 1,
 		MHD_OPTION_END);
 	if (front->daemon == NULL) {
 		strata_log_error("listen %s: cannot start the HTTP workers",
