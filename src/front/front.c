@@ -56,6 +56,7 @@
 #include "core/pool.h"
 #include "core/route.h"
 #include "front/exchange.h"
+#include "front/guard.h"
 #include "front/handler.h"
 #include "front/reply.h"
 #include "obs/metrics.h"
@@ -109,6 +110,7 @@ struct strata_front {
 	struct strata_flights *flights;
 	struct strata_pool *handler_pool;
 	struct strata_metrics *metrics;
+	struct strata_guard *guard;    /* receive deadlines (guard.h) */
 	struct MHD_Daemon *daemon;
 	unsigned port;
 	atomic_uint inflight;
@@ -151,6 +153,8 @@ struct request {
 	 * handler or settings under a request.  Owned reference. */
 	struct strata_live *live;
 	const struct strata_route *route; /* borrowed from live->routes */
+	struct strata_guard_slot *slot; /* its connection's deadline, owned
+					   by the connection (guard.h) */
 	const char *cache_status;  /* static, or status_buf */
 	bool cacheable;            /* keyed, looked up, misses coalesce */
 	bool has_authorization;
@@ -2457,6 +2461,8 @@ static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 		return refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
 				      "request target must be a path, or a "
 				      "URL of the Host it is sent to\n");
+	/* The head is in; the body (if any) has client_timeout from now. */
+	strata_guard_arm(front->guard, rq->slot);
 	path_len = strcspn(rq->target, "?");
 	rq->route = strata_route_match(rq->live->routes, rq->target, path_len);
 	classify(front, rq, conn, method);
@@ -2464,8 +2470,8 @@ static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 					     "Content-Length");
 	if (length != NULL &&
 	    strtoull(length, NULL, 10) > front->cfg.max_request_body)
-		return answer(conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
-			      "request body too large\n");
+		return refuse_framing(conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
+				      "request body too large\n");
 	return MHD_YES;
 }
 
@@ -2477,8 +2483,8 @@ static enum MHD_Result collect(struct strata_front *front, struct request *rq,
 
 	*len = 0;
 	if (rq->body_len + n > front->cfg.max_request_body)
-		return answer(conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
-			      "request body too large\n");
+		return refuse_framing(conn, rq, MHD_HTTP_CONTENT_TOO_LARGE,
+				      "request body too large\n");
 	if (rq->body_len + n > rq->body_cap) {
 		size_t cap = rq->body_cap ? rq->body_cap : 16384;
 		char *body;
@@ -2515,6 +2521,8 @@ static enum MHD_Result access_cb(void *cls, struct MHD_Connection *conn,
 		if (*upload_data_size > 0)
 			return collect(front, rq, conn, upload_data,
 				       upload_data_size);
+		/* The whole request is in: Strata's turn, no deadline. */
+		strata_guard_disarm(rq->slot);
 		return dispatch(front, rq, method, version);
 	case PHASE_SHARED:
 		return filled(front, rq, method, version);
@@ -2550,6 +2558,12 @@ static void *uri_log_cb(void *cls, const char *uri, struct MHD_Connection *conn)
 	rq->magic = REQUEST_MAGIC;
 	rq->front = front;
 	rq->conn = conn;
+	{
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+
+		rq->slot = ci != NULL ? ci->socket_context : NULL;
+	}
 	rq->live = strata_live_acquire(front->live);
 	pthread_mutex_init(&rq->park_lock, NULL);
 	rq->start_us = strata_now_us();
@@ -2637,6 +2651,8 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 			rq->conn, MHD_HEADER_KIND, "User-Agent");
 	}
 	strata_log_access(&line);
+	/* The next request's head has client_timeout from now. */
+	strata_guard_arm(front->guard, rq->slot);
 	strata_live_release(&rq->live);
 	rq->magic = 0;
 	strata_entry_release(&rq->entry);
@@ -2655,6 +2671,26 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	free(rq->target);
 	free(rq);
 	atomic_fetch_sub_explicit(&front->inflight, 1, memory_order_relaxed);
+}
+
+/* A connection's start and end: its receive deadline (guard.h). */
+static void connection_cb(void *cls, struct MHD_Connection *conn,
+			  void **socket_context,
+			  enum MHD_ConnectionNotificationCode code)
+{
+	struct strata_front *front = cls;
+
+	if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+		const union MHD_ConnectionInfo *ci = MHD_get_connection_info(
+			conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+
+		*socket_context = ci != NULL ? strata_guard_add(front->guard,
+							       ci->connect_fd)
+					     : NULL;
+	} else if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+		strata_guard_remove(front->guard, *socket_context);
+		*socket_context = NULL;
+	}
 }
 
 static void mhd_log_cb(void *cls, const char *fmt, va_list ap)
@@ -2860,6 +2896,13 @@ int strata_front_start(struct strata_front *front)
 		return rc;
 	/* Before the workers start: they read front->self unlocked. */
 	start_self_client(front);
+	if (strata_guard_start(front->cfg.client_timeout_ms, &front->guard) !=
+	    0) {
+		strata_log_error("listen %s: cannot start the client deadline "
+				 "thread",
+				 front->listen);
+		return -EIO;
+	}
 	front->daemon = MHD_start_daemon(
 		flags, 0, NULL, NULL, access_cb, front,
 		/* First, so that even option errors reach our log. */
@@ -2873,6 +2916,7 @@ int strata_front_start(struct strata_front *front)
 		(size_t)front->cfg.max_header_size,
 		MHD_OPTION_URI_LOG_CALLBACK, uri_log_cb, front,
 		MHD_OPTION_NOTIFY_COMPLETED, completed_cb, front,
+		MHD_OPTION_NOTIFY_CONNECTION, connection_cb, front,
 		/* A cache in front of other servers is where request
 		 * smuggling starts: no leniency (an HTTP/1.1 request
 		 * without Host is refused, and more below in begin()). */
@@ -2933,6 +2977,8 @@ void strata_front_free(struct strata_front **frontp)
 	else if (front->listen_fd >= 0)
 		close(front->listen_fd);
 	strata_upstream_free(&front->self);
+	/* After the daemon: every connection has been reported closed. */
+	strata_guard_stop(&front->guard);
 	free(front->listen);
 	free(front->tags_header);
 	front->magic = 0;

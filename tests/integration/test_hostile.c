@@ -248,3 +248,269 @@ Test(hostile, a_route_that_varies_on_an_unkeyed_header_forwards_it)
 			 "keyed, so forwarded");
 	unlink(conf);
 }
+
+/* --- slow and greedy clients -------------------------------------------- */
+
+#include <sys/resource.h>
+#include <dirent.h>
+#include <time.h>
+
+static uint64_t mono_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* Restart strata with a short client_timeout (and `extra` flags). */
+static void restart_greedy(const char *timeout, const char *extra_key,
+			   const char *extra_value)
+{
+	char upstream[64], t[64], x[96];
+	const char *args[12] = {"--upstream", upstream, "--route",
+				"/echo/*=60s", "--set", t};
+	size_t n = 6;
+	struct proc_spec spec = {.args = args};
+
+	proc_stop(&strata);
+	origin_url(origin, "", upstream, sizeof(upstream));
+	snprintf(t, sizeof(t), "client_timeout=%s", timeout);
+	if (extra_key != NULL) {
+		snprintf(x, sizeof(x), "%s=%s", extra_key, extra_value);
+		args[n++] = "--set";
+		args[n++] = x;
+	}
+	args[n] = NULL;
+	strata = proc_start(&spec);
+	cr_assert_not_null(strata);
+}
+
+static int connect_strata(void)
+{
+	struct sockaddr_in sa = {.sin_family = AF_INET};
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	cr_assert_geq(fd, 0, "socket: %s", strerror(errno));
+	sa.sin_port = htons((uint16_t)proc_port(strata));
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	cr_assert_eq(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0,
+		     "connect: %s", strerror(errno));
+	return fd;
+}
+
+/* Send `piece` every `every_ms` until the server closes the connection
+ * or `limit_ms` passes; the milliseconds it stayed open, or -1. */
+static long trickle(int fd, const char *piece, long every_ms, long limit_ms)
+{
+	uint64_t t0 = mono_ms();
+	char buf[512];
+
+	while ((long)(mono_ms() - t0) < limit_ms) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+
+		if (send(fd, piece, strlen(piece), MSG_NOSIGNAL) < 0)
+			return (long)(mono_ms() - t0);
+		if (poll(&p, 1, (int)every_ms) > 0 &&
+		    read(fd, buf, sizeof(buf)) <= 0)
+			return (long)(mono_ms() - t0);
+	}
+	return -1;
+}
+
+/* A plain GET's wall time, in ms; asserts 200. */
+static long timed_get(void)
+{
+	char url[256];
+	struct client_response r;
+	uint64_t t0 = mono_ms();
+
+	proc_url(strata, "/echo/ok", url, sizeof(url));
+	cr_assert_eq(client_request("GET", url, NULL, NULL, 0, &r), 200);
+	client_response_free(&r);
+	return (long)(mono_ms() - t0);
+}
+
+Test(hostile, a_trickled_head_is_cut_at_client_timeout)
+{
+	int fd;
+	long open_ms;
+
+	restart_greedy("2s", NULL, NULL);
+	fd = connect_strata();
+	cr_assert_eq(write(fd, "GET /echo/s HTTP/1.1\r\nHost: a\r\n", 31), 31);
+	/* One header line every 300 ms: never idle, never done. */
+	open_ms = trickle(fd, "X-Slow: 1\r\n", 300, proc_scaled_ms(10000));
+	close(fd);
+	cr_assert_neq(open_ms, -1, "still open after 10 s");
+	cr_expect_geq(open_ms, 1500, "closed before its deadline");
+	cr_expect_leq(open_ms, proc_scaled_ms(4000), "closed late");
+	cr_expect_eq(origin_count(origin), 0, "nothing was forwarded");
+}
+
+Test(hostile, a_trickled_body_is_cut_at_client_timeout)
+{
+	int fd;
+	long open_ms;
+	static const char head[] = "POST /echo/b HTTP/1.1\r\nHost: a\r\n"
+				   "Content-Length: 100000\r\n\r\n";
+
+	restart_greedy("2s", NULL, NULL);
+	fd = connect_strata();
+	cr_assert_eq(write(fd, head, sizeof(head) - 1),
+		     (ssize_t)sizeof(head) - 1);
+	open_ms = trickle(fd, "0123456789", 300, proc_scaled_ms(10000));
+	close(fd);
+	cr_assert_neq(open_ms, -1, "still open after 10 s");
+	cr_expect_leq(open_ms, proc_scaled_ms(4000), "closed late");
+	cr_expect_eq(origin_count(origin), 0, "nothing was forwarded");
+}
+
+Test(hostile, a_slow_upstream_is_not_a_slow_client)
+{
+	char url[256];
+	struct client_response r;
+
+	restart_greedy("1s", NULL, NULL);
+	proc_url(strata, "/slow?ms=2500", url, sizeof(url));
+	cr_expect_eq(client_request("GET", url, NULL, NULL, 0, &r), 200,
+		     "a 2.5 s fetch outlives a 1 s client_timeout: %s",
+		     r.error);
+	client_response_free(&r);
+}
+
+Test(hostile, a_huge_body_is_refused_at_once_and_the_connection_closed)
+{
+	static const char req[] = "POST /echo/big HTTP/1.1\r\nHost: a\r\n"
+				  "Content-Length: 1073741824\r\n\r\n";
+	struct raw_answer a;
+	uint64_t t0 = mono_ms();
+
+	raw(req, sizeof(req) - 1, &a);
+	cr_expect_eq(a.status, 413, "%s", a.text);
+	cr_expect(a.closed, "the connection stays open for 1 GiB");
+	cr_expect_lt(mono_ms() - t0, (uint64_t)proc_scaled_ms(1000));
+	cr_expect_eq(origin_count(origin), 0);
+}
+
+Test(hostile, a_chunked_body_past_the_limit_is_refused)
+{
+	int fd = connect_strata();
+	char chunk[70000], buf[256];
+	ssize_t n = 0;
+	size_t sent = 0;
+	static const char head[] = "POST /echo/c HTTP/1.1\r\nHost: a\r\n"
+				   "Transfer-Encoding: chunked\r\n\r\n";
+
+	/* 64 KiB chunks, until the server answers (at 10 MiB) or 20 MiB. */
+	snprintf(chunk, sizeof(chunk), "10000\r\n");
+	memset(chunk + 7, 'x', 65536);
+	memcpy(chunk + 7 + 65536, "\r\n", 2);
+	cr_assert_eq(write(fd, head, sizeof(head) - 1),
+		     (ssize_t)sizeof(head) - 1);
+	while (sent < 20u << 20) {
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+
+		if (poll(&p, 1, 0) > 0)
+			break;
+		if (send(fd, chunk, 7 + 65536 + 2, MSG_NOSIGNAL) <= 0)
+			break;
+		sent += 65536;
+	}
+	{
+		struct pollfd p = {.fd = fd, .events = POLLIN};
+
+		if (poll(&p, 1, (int)proc_scaled_ms(3000)) > 0)
+			n = read(fd, buf, sizeof(buf) - 1);
+	}
+	close(fd);
+	/* A 413, or the connection reset: the server closed it with bytes
+	 * still unread, and TCP may drop the answer for that (RFC 9112
+	 * section 9.6).  Either way it stopped reading long before 20 MiB. */
+	if (n > 12) {
+		buf[n] = '\0';
+		cr_expect(strncmp(buf, "HTTP/1.1 413", 12) == 0, "%s", buf);
+	}
+	cr_expect_lt(sent, 20u << 20, "the server read all of it");
+	cr_expect_eq(origin_count(origin), 0);
+}
+
+Test(hostile, a_one_mebibyte_header_gets_431)
+{
+	size_t len = (1u << 20) + 64;
+	char *req = malloc(len);
+	struct raw_answer a;
+	int n;
+
+	cr_assert_not_null(req);
+	n = snprintf(req, len, "GET /echo/h HTTP/1.1\r\nHost: a\r\nX-Big: ");
+	memset(req + n, 'a', (1u << 20));
+	memcpy(req + n + (1u << 20), "\r\n\r\n", 4);
+	raw(req, (size_t)n + (1u << 20) + 4, &a);
+	free(req);
+	cr_expect(a.status == 431 || (a.status == 0 && a.closed),
+		  "answered %d: %.80s", a.status, a.text);
+	cr_expect_eq(origin_count(origin), 0);
+	cr_expect_lt(timed_get(), proc_scaled_ms(1000),
+		     "others are served");
+}
+
+/* Descriptors open in the strata process. */
+static size_t strata_fds(void)
+{
+	char path[64];
+	DIR *d;
+	size_t n = 0;
+
+	snprintf(path, sizeof(path), "/proc/%d/fd", (int)proc_pid(strata));
+	d = opendir(path);
+	cr_assert_not_null(d);
+	while (readdir(d) != NULL)
+		n++;
+	closedir(d);
+	return n;
+}
+
+Test(hostile, ten_thousand_idle_connections_cost_little_and_go_away)
+{
+	enum { IDLE = 10000 };
+	struct rlimit rl;
+	int *fds = malloc(IDLE * sizeof(*fds));
+	long rss_before, rss_after, worst = 0;
+	size_t fds_before;
+
+	cr_assert_not_null(fds);
+	cr_assert_eq(getrlimit(RLIMIT_NOFILE, &rl), 0);
+	if (rl.rlim_max < IDLE + 256)
+		cr_skip_test("RLIMIT_NOFILE hard limit %lu is below %d",
+			     (unsigned long)rl.rlim_max, IDLE + 256);
+	rl.rlim_cur = rl.rlim_max;
+	cr_assert_eq(setrlimit(RLIMIT_NOFILE, &rl), 0);
+	restart_greedy("3s", "max_connections", "11000");
+	timed_get();
+	fds_before = strata_fds();
+	rss_before = proc_status_kib(strata, "VmRSS");
+	for (int i = 0; i < IDLE; i++)
+		fds[i] = connect_strata();
+	for (int i = 0; i < 20; i++) {
+		long ms = timed_get();
+
+		if (ms > worst)
+			worst = ms;
+	}
+	rss_after = proc_status_kib(strata, "VmRSS");
+	cr_expect_lt(worst, proc_scaled_ms(500),
+		     "a request among 10000 idle connections took %ld ms",
+		     worst);
+	cr_expect_lt(rss_after - rss_before, 200 * 1024,
+		     "10000 idle connections cost %ld KiB",
+		     rss_after - rss_before);
+	/* Idle past client_timeout: all closed by the server. */
+	for (int t = 0; t < 100 && strata_fds() > fds_before + 16; t++)
+		usleep((useconds_t)proc_scaled_ms(100) * 1000);
+	cr_expect_leq(strata_fds(), fds_before + 16,
+		      "idle connections were kept past client_timeout");
+	for (int i = 0; i < IDLE; i++)
+		close(fds[i]);
+	free(fds);
+}
