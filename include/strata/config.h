@@ -179,7 +179,9 @@ struct strata_config {
 						  default 50ms */
 			unsigned pool;     /* connections (worker threads);
 					      default 8 */
-			uint64_t lock_ttl_ms;  /* fleet fill lock; default 30s */
+			uint64_t lock_ttl_ms;  /* fleet fill lock's life
+						  unless its holder extends
+						  it; default 3s */
 			uint64_t lock_wait_ms; /* wait for another instance's
 						  fill; 0 (default): the
 						  upstream timeout */

@@ -225,8 +225,10 @@ static const struct option options[] = {
 	  1 * MINUTE, "50ms", NULL, NULL },
 	{ "cache.redis.pool", OPT_UINT, OFF(cache.redis.pool), 1, 64, "8",
 	  NULL, NULL },
+	/* Extended while held (tier/redis_async.c): only a dead holder's
+	 * lock lives this long, so short. */
 	{ "cache.redis.lock_ttl", OPT_DURATION, OFF(cache.redis.lock_ttl_ms),
-	  100, 1 * HOUR, "30s", NULL, NULL },
+	  100, 1 * HOUR, "3s", NULL, NULL },
 	/* 0: wait as long as upstream.timeout (the server resolves it). */
 	{ "cache.redis.lock_wait", OPT_DURATION, OFF(cache.redis.lock_wait_ms),
 	  0, 1 * HOUR, "0", NULL, NULL },

@@ -644,6 +644,16 @@ static const char UNLOCK_SCRIPT[] =
 	"if redis.call('GET', KEYS[1]) == ARGV[1] then "
 	"return redis.call('DEL', KEYS[1]) end return 0";
 
+/* Compare-and-extend: push a held lock's expiry to ARGV[2] ms only while
+ * it is still ours.  A lock that expired and was taken by another
+ * instance is left alone (a plain PEXPIRE would lengthen or, worse,
+ * shorten someone else's lock).  1: extended; -1: another's; 0: gone. */
+static const char EXTEND_SCRIPT[] =
+	"local v = redis.call('GET', KEYS[1]) "
+	"if v == ARGV[1] then "
+	"return redis.call('PEXPIRE', KEYS[1], ARGV[2]) end "
+	"if v then return -1 end return 0";
+
 static const char *entry_name(struct cmdbuf *b, const struct strata_redis *r,
 			      const struct strata_key *key)
 {
@@ -732,6 +742,15 @@ static size_t build_op(struct cmdbuf *b, const struct strata_redis *r,
 		add_cmd(b, 5,
 			(const char *[]){"EVAL", UNLOCK_SCRIPT, "1",
 					 lock_name(b, r, op->key), op->token},
+			NULL);
+		break;
+	case STRATA_REDIS_OP_EXTEND:
+		add_cmd(b, 6,
+			(const char *[]){"EVAL", EXTEND_SCRIPT, "1",
+					 lock_name(b, r, op->key), op->token,
+					 own_fmt(b, "%llu",
+						 (unsigned long long)
+							 op->ttl_ms)},
 			NULL);
 		break;
 	case STRATA_REDIS_OP_PING:
@@ -831,6 +850,14 @@ static int parse_op(struct strata_redis *r, struct strata_redis_op *op,
 		if (replies[0]->type != REDIS_REPLY_INTEGER)
 			return STRATA_EUNAVAIL;
 		return replies[0]->integer > 0 ? 0 : STRATA_EMISS;
+	case STRATA_REDIS_OP_EXTEND:
+		if (replies[0]->type != REDIS_REPLY_INTEGER) {
+			count(&r->errors);
+			return STRATA_EUNAVAIL;
+		}
+		return replies[0]->integer > 0   ? 0
+		       : replies[0]->integer < 0 ? -EBUSY
+						 : STRATA_EMISS;
 	}
 	return STRATA_EUNAVAIL;
 }

@@ -171,6 +171,10 @@ int strata_redis_ping(struct strata_redis *r);
  *           -EBUSY when another holds it.
  *   UNLOCK  delete the lock if it still holds `token` (compare-and-delete
  *           in one script: an expired lock taken by another is left).
+ *   EXTEND  PEXPIRE the lock to ttl_ms if it still holds `token`
+ *           (compare-and-extend in one script, so another instance's lock
+ *           is never touched): 0 when extended, -EBUSY when another
+ *           instance holds it, STRATA_EMISS when it is gone.
  *   PING.
  * Any op may also end STRATA_EUNAVAIL (down, failed, Redis refused) or
  * -ENOMEM.
@@ -185,6 +189,7 @@ enum strata_redis_op_kind {
 	STRATA_REDIS_OP_PING,
 	STRATA_REDIS_OP_EXISTS,   /* 0 when the entry key exists, else
 				     STRATA_EMISS */
+	STRATA_REDIS_OP_EXTEND,
 };
 
 struct strata_redis_op {
@@ -197,8 +202,8 @@ struct strata_redis_op {
 						still kept (now < keep_until):
 						the caller checks freshness */
 	const struct strata_entry *entry;    /* SET (borrowed) */
-	const char *token;                   /* LOCK, UNLOCK */
-	uint64_t ttl_ms;                     /* LOCK */
+	const char *token;                   /* LOCK, UNLOCK, EXTEND */
+	uint64_t ttl_ms;                     /* LOCK, EXTEND */
 	int rc;                              /* out */
 	struct strata_entry *found;          /* out: GET, POLL (owned) */
 };

@@ -26,6 +26,34 @@
  * for its next round trip; pollers go to the timed list `polls`, sorted by
  * due time, which any worker serves.
  *
+ * Held locks.  The fleet lock of a fill that came back LEAD is kept alive
+ * for as long as its holder fetches, so that its lifetime in Redis
+ * (lock_ttl) can be short: that lifetime only matters when the holder is
+ * dead, and then it is exactly what the other instances waste waiting on
+ * it.  advance_fill() registers the lock in `held` before the LEAD
+ * callback runs (so the holder's release always finds it); a registered
+ * lock is an OP_EXTEND operation that the workers send, along with their
+ * other work in the same round trip, every extend_ms (lock_ttl / 3):
+ *
+ *   EVAL <compare-and-PEXPIRE> 1 <prefix>:l:<hex> <token> <lock_ttl>
+ *
+ * The script extends only while the lock holds this instance's token; a
+ * lock found gone or another's is dropped from `held` (locks_lost), never
+ * touched.  Why a third: the lock then survives one extension lost
+ * entirely (Redis failed it, or was stalled) and most of a second one
+ * being late.  The holder lets go by storing with `unlock` or unlocking:
+ * the hold is removed at that call, before the command is even queued,
+ * so a dropped store or unlock (full queue, stopping) never leaves a lock
+ * extended for ever, and a queued one is at most not extended while it
+ * waits (it then goes within lock_ttl).  A lock is not extended past
+ * hold_max_ms after it was taken: by then every instance that was waiting
+ * on it has given up (lock_wait), and a request that somehow never lets
+ * go cannot keep the fleet waiting on its key.  While Redis is down or
+ * broken the extensions fail like everything else and the lock expires on
+ * its own, which is what a degraded tier should do.  At most queue_limit
+ * locks are held in `held`; a lock taken beyond that (or when the hold
+ * cannot be allocated) is simply not extended: it lives lock_ttl.
+ *
  * While every connection is down, lookups and fills are refused at
  * submission, so no caller waits on a dead Redis.  Nothing would then call
  * into the tier to give the breakers a reconnect attempt, so an idle
@@ -35,13 +63,26 @@
  * Concurrency:
  *  - Each worker alone touches its own `struct strata_redis` through the
  *    tier calls; strata_redis_stats() (atomics) is read from any thread.
- *  - `ra->lock` guards the FIFO (head, tail), `polls`, `depth` and
- *    `stopping`.  Submitters take it to append; workers to detach a batch,
- *    to park pollers and to wait on `ra->wake`.  No tier call and no
- *    callback runs with the lock held, so a callback may submit again.
+ *  - `ra->lock` guards the FIFO (head, tail), `polls`, `held` (with each
+ *    hold's links, due_ms, `sending` and `released`), `n_held`, `depth`
+ *    and `stopping`.  Submitters take it to append and, when releasing a
+ *    lock, to remove its hold; workers to detach a batch, to register and
+ *    update holds, to park pollers and to wait on `ra->wake`.  No tier
+ *    call and no callback runs with the lock held, so a callback may
+ *    submit again.  The hit path of the server never comes here (memory
+ *    and disk answer hits); fills, stores and unlocks are misses.
  *  - An operation belongs to the submitter until appended, to the FIFO or
  *    `polls` while linked there, and to one worker once detached; that
  *    worker frees it or links it back.
+ *  - A hold (OP_EXTEND) belongs to `held` while linked there.  A worker
+ *    that detaches it for an extension leaves it linked (rescheduled) and
+ *    sets `sending`; a release that finds it `sending` unlinks it and sets
+ *    `released` instead of freeing it, and the worker frees it after its
+ *    round trip.  So exactly one of them frees each hold, and an
+ *    extension is never in two batches at once.  `held` is sorted by
+ *    due_ms because every due time is computed under the lock from the
+ *    monotonic clock and appended at the tail.  Holds are not counted in
+ *    `depth`: nobody is owed a callback for them.
  *  - The "all down" check at submission reads relaxed atomics that may be
  *    stale: a lookup may be queued just as the tier goes down (it then
  *    fails fast through its callback) or refused just as it comes back (a
@@ -77,7 +118,19 @@
 #define REDIS_ASYNC_MAGIC 0x52415359u /* "RASY" */
 #define DEFAULT_QUEUE_LIMIT 1024u
 #define DEFAULT_PING_MS 100u
-#define DEFAULT_LOCK_MS 30000u
+/* A fill lock's life without an extension: what a holder that died costs
+ * the instances waiting on it (2 to 3 s: it was extended at most a third
+ * ago).  Extended every third of it, so it must outlast one lost
+ * extension plus a late one: they are 1 s apart, each waiting at most
+ * cache.redis.timeout (50 ms by default) for Redis, so a live holder
+ * keeps its lock through at least 2 s of Redis stalling.  Losing it
+ * costs little: the instances waiting on it fetch for themselves. */
+#define DEFAULT_LOCK_TTL_MS 3000u
+#define DEFAULT_LOCK_WAIT_MS 30000u
+/* A held lock is extended for lock_wait, and never less than this: the
+ * lock's old fixed life, so no slow fill lost its lock sooner than it did
+ * before locks were extended. */
+#define HOLD_MIN_MS 30000u
 /* Operations per round trip: bounds a batch's memory and how long a stop
  * waits behind work. */
 #define BATCH_MAX 64u
@@ -85,7 +138,7 @@
 #define POLL_MAX_MS 50u
 #define TOKEN_MAX 128u
 
-enum op_kind { OP_LOOKUP, OP_FILL, OP_SET, OP_DEL, OP_UNLOCK };
+enum op_kind { OP_LOOKUP, OP_FILL, OP_SET, OP_DEL, OP_UNLOCK, OP_EXTEND };
 
 /* Where a fill is: the command its next round trip sends. */
 enum fill_state { FILL_GET, FILL_LOCK, FILL_POLL };
@@ -94,15 +147,20 @@ struct op {
 	enum op_kind kind;
 	enum fill_state state;          /* OP_FILL */
 	bool unlock;                    /* OP_SET: release the lock after */
-	struct op *next;
+	bool sending;                   /* OP_EXTEND: in a worker's batch */
+	bool released;                  /* OP_EXTEND: let go while sending:
+					   the worker frees it */
+	struct op *next;                /* FIFO, polls or a batch */
+	struct op *held_prev, *held_next; /* OP_EXTEND: in ra->held */
 	struct strata_key key;          /* all but OP_SET */
 	struct strata_entry *entry;     /* OP_SET: our reference */
 	struct strata_entry *stale;     /* OP_FILL: a kept, expired copy
 					   found by GET, handed to the
 					   callback with LEAD or FETCH */
 	int64_t now;                    /* lookups: freshness */
-	uint64_t due_ms;                /* FILL_POLL: monotonic */
-	uint64_t deadline_ms;           /* FILL_POLL: give up then */
+	uint64_t due_ms;                /* FILL_POLL, OP_EXTEND: monotonic */
+	uint64_t deadline_ms;           /* FILL_POLL: give up then;
+					   OP_EXTEND: last extension */
 	unsigned poll_ms;               /* FILL_POLL: next interval */
 	strata_redis_lookup_fn *lookup_cb;
 	strata_redis_fill_fn *fill_cb;
@@ -121,6 +179,9 @@ struct strata_redis_async {
 	char token[TOKEN_MAX + 1];      /* "" : fills never lock */
 	uint64_t lock_ttl_ms;
 	uint64_t lock_wait_ms;
+	uint64_t extend_ms;             /* lock_ttl / 3 */
+	uint64_t hold_max_ms;           /* longest a lock is extended */
+	size_t held_max;                /* most holds at once */
 
 	/* Guarded by lock. */
 	pthread_mutex_t lock;
@@ -128,6 +189,8 @@ struct strata_redis_async {
 	struct op *head, *tail;         /* FIFO of new operations */
 	size_t fifo_len;                /* operations in the FIFO */
 	struct op *polls;               /* pollers, by due_ms */
+	struct op *held, *held_tail;    /* locks held, by due_ms */
+	size_t n_held;
 	size_t depth;
 	bool stopping;
 	bool joined;                    /* shutdown has joined (or is
@@ -136,7 +199,7 @@ struct strata_redis_async {
 
 	/* Any thread (relaxed). */
 	atomic_uint_fast64_t dropped, refused, lookups, canceled, locks,
-		filled, lock_timeouts, batches;
+		filled, lock_timeouts, batches, extends, locks_lost;
 };
 
 /* A worker's identity: the module and its own connection. */
@@ -258,6 +321,154 @@ static void add_poll_locked(struct strata_redis_async *ra, struct op *op)
 	*p = op;
 }
 
+/* --- held locks ------------------------------------------------------------- */
+
+/* Append a hold, its due_ms just computed under the lock (so `held` stays
+ * sorted).  Caller holds the lock. */
+static void held_append_locked(struct strata_redis_async *ra, struct op *h)
+{
+	h->held_next = NULL;
+	h->held_prev = ra->held_tail;
+	if (ra->held_tail != NULL)
+		ra->held_tail->held_next = h;
+	else
+		ra->held = h;
+	ra->held_tail = h;
+}
+
+/* Caller holds the lock. */
+static void held_unlink_locked(struct strata_redis_async *ra, struct op *h)
+{
+	if (h->held_prev != NULL)
+		h->held_prev->held_next = h->held_next;
+	else
+		ra->held = h->held_next;
+	if (h->held_next != NULL)
+		h->held_next->held_prev = h->held_prev;
+	else
+		ra->held_tail = h->held_prev;
+	h->held_prev = h->held_next = NULL;
+}
+
+/*
+ * Register the lock on `key` that this instance has just taken, so that
+ * the workers extend it until its holder lets go.  Called before the LEAD
+ * callback, so the release that the callback leads to always finds it.
+ * Without memory or room (held_max) the lock is not registered: it then
+ * lives lock_ttl, which only costs a fill slower than that its coalescing.
+ */
+static void hold(struct strata_redis_async *ra, const struct strata_key *key)
+{
+	struct op *h = calloc(1, sizeof(*h) + 1); /* key_text: "" */
+	uint64_t now;
+
+	if (h == NULL)
+		return;
+	h->kind = OP_EXTEND;
+	h->key = *key;
+	pthread_mutex_lock(&ra->lock);
+	if (ra->n_held >= ra->held_max) {
+		pthread_mutex_unlock(&ra->lock);
+		free_op(&h);
+		return;
+	}
+	now = strata_now_ms(); /* under the lock: keeps `held` sorted */
+	h->due_ms = now + ra->extend_ms;
+	h->deadline_ms = now + ra->hold_max_ms;
+	held_append_locked(ra, h);
+	ra->n_held++;
+	/* The earliest due time changed: a waiting worker recomputes its
+	 * timeout (it may be waiting with none). */
+	if (ra->held == h)
+		pthread_cond_signal(&ra->wake);
+	pthread_mutex_unlock(&ra->lock);
+}
+
+/*
+ * The holder of `key`'s lock let go (it stores with unlock, unlocks, or
+ * gave up): stop extending it.  The lock's last extension, if one is in a
+ * round trip right now, may still land; that is harmless, since the
+ * release queued after it deletes the lock, or it expires within
+ * lock_ttl.  If this instance holds the key twice (a lock that expired
+ * and was taken again), the oldest hold goes.
+ */
+static void let_go(struct strata_redis_async *ra, const struct strata_key *key)
+{
+	struct op *h, *gone = NULL;
+
+	pthread_mutex_lock(&ra->lock);
+	for (h = ra->held; h != NULL; h = h->held_next)
+		if (strata_key_equal(&h->key, key))
+			break;
+	if (h != NULL) {
+		held_unlink_locked(ra, h);
+		ra->n_held--;
+		if (h->sending)
+			h->released = true; /* its worker frees it */
+		else
+			gone = h;
+	}
+	pthread_mutex_unlock(&ra->lock);
+	free_op(&gone);
+}
+
+/*
+ * Detach the extensions that are due into a batch (*tail, *n up to
+ * BATCH_MAX).  Each one sent is rescheduled at once, staying in `held`; a
+ * hold whose previous extension is still in a round trip (Redis slow) is
+ * rescheduled without sending a second one; a hold past its deadline is
+ * dropped (the lock then expires within lock_ttl).  Caller holds the lock.
+ */
+static void detach_extensions_locked(struct strata_redis_async *ra,
+				     uint64_t now, struct op ***tail,
+				     size_t *n)
+{
+	struct op *h;
+
+	while (*n < BATCH_MAX && (h = ra->held) != NULL && h->due_ms <= now) {
+		held_unlink_locked(ra, h);
+		if (now >= h->deadline_ms && !h->sending) {
+			ra->n_held--;
+			count(&ra->locks_lost);
+			free_op(&h);
+			continue;
+		}
+		h->due_ms = now + ra->extend_ms;
+		held_append_locked(ra, h);
+		if (h->sending)
+			continue;
+		h->sending = true;
+		h->next = NULL;
+		**tail = h;
+		*tail = &h->next;
+		(*n)++;
+	}
+}
+
+/* An extension's round trip is over: keep the hold, or free it if its
+ * holder let go meanwhile or the lock is no longer ours. */
+static void extended(struct strata_redis_async *ra, struct op *h, int rc)
+{
+	bool lost = rc == -EBUSY || rc == STRATA_EMISS;
+
+	if (rc == 0)
+		count(&ra->extends);
+	pthread_mutex_lock(&ra->lock);
+	h->sending = false;
+	if (lost && !h->released) {
+		/* Expired (Redis stalled, or restarted empty) and perhaps
+		 * taken by another instance: nothing of ours to extend. */
+		held_unlink_locked(ra, h);
+		ra->n_held--;
+		count(&ra->locks_lost);
+		h->released = true;
+	}
+	if (!h->released)
+		h = NULL;
+	pthread_mutex_unlock(&ra->lock);
+	free_op(&h);
+}
+
 /* --- one round trip --------------------------------------------------------- */
 
 /* The redis.h operation for op's next command. */
@@ -291,11 +502,17 @@ static void to_redis_op(const struct strata_redis_async *ra,
 		rop->kind = STRATA_REDIS_OP_UNLOCK;
 		rop->token = ra->token;
 		break;
+	case OP_EXTEND:
+		rop->kind = STRATA_REDIS_OP_EXTEND;
+		rop->token = ra->token;
+		rop->ttl_ms = ra->lock_ttl_ms;
+		break;
 	}
 }
 
-/* Where a fill goes after a round trip. */
-enum next { NEXT_DONE, NEXT_AGAIN, NEXT_POLL };
+/* Where an operation goes after a round trip: freed, sent again by this
+ * worker, parked in `polls`, or back to the holds (which own it). */
+enum next { NEXT_DONE, NEXT_AGAIN, NEXT_POLL, NEXT_HELD };
 
 static enum next advance_fill(struct strata_redis_async *ra, struct op *op,
 			      struct strata_redis_op *rop)
@@ -322,6 +539,7 @@ static enum next advance_fill(struct strata_redis_async *ra, struct op *op,
 		break;
 	case FILL_LOCK:
 		if (rop->rc == 0) {
+			hold(ra, &op->key);
 			finish_fill(ra, op, STRATA_REDIS_FILL_LEAD, op->stale);
 			op->stale = NULL;
 			return NEXT_DONE;
@@ -376,6 +594,9 @@ static enum next advance(struct strata_redis_async *ra, struct op *op,
 		return NEXT_DONE;
 	case OP_FILL:
 		return advance_fill(ra, op, rop);
+	case OP_EXTEND:
+		extended(ra, op, rop->rc);
+		return NEXT_HELD;
 	default:
 		return NEXT_DONE;
 	}
@@ -433,9 +654,9 @@ static void run_batch(struct worker *w, struct op *batch)
 				if (ra->polls == ops[i])
 					pthread_cond_signal(&ra->wake);
 				pthread_mutex_unlock(&ra->lock);
-			} else {
+			} else if (next == NEXT_DONE) {
 				finished(ra, &ops[i]);
-			}
+			} /* NEXT_HELD: the holds own it (it may be freed) */
 		}
 		/* What moved on goes first, then the rest of the batch. */
 		*again_tail = batch;
@@ -451,13 +672,18 @@ static void deadline_at(struct timespec *ts, uint64_t due_ms)
 	ts->tv_nsec = (long)(due_ms % 1000) * 1000000L;
 }
 
-/* Detach up to BATCH_MAX ready operations: due pollers, then the FIFO.
+/* Detach up to BATCH_MAX ready operations: due extensions (when
+ * `extend`: not when cancelling at stop), due pollers, then the FIFO.
  * Caller holds the lock. */
-static struct op *detach_locked(struct strata_redis_async *ra, uint64_t now)
+static struct op *detach_locked(struct strata_redis_async *ra, uint64_t now,
+				bool extend)
 {
 	struct op *first = NULL, **tail = &first, *op;
 	size_t n = 0;
 
+	/* First: a late extension can cost a live holder its lock. */
+	if (extend)
+		detach_extensions_locked(ra, now, &tail, &n);
 	while (n < BATCH_MAX && (op = ra->polls) != NULL &&
 	       op->due_ms <= now) {
 		ra->polls = op->next;
@@ -497,11 +723,13 @@ static struct op *wait_locked(struct worker *w, bool *stopping)
 			*stopping = true;
 			return NULL;
 		}
-		batch = detach_locked(ra, now);
+		batch = detach_locked(ra, now, true);
 		if (batch != NULL)
 			return batch;
 		if (ra->polls != NULL)
 			due = ra->polls->due_ms;
+		if (ra->held != NULL && ra->held->due_ms < due)
+			due = ra->held->due_ms;
 		down = !conn_up(w->redis);
 		if (down && now + ra->ping_ms < due)
 			due = now + ra->ping_ms;
@@ -513,7 +741,8 @@ static struct op *wait_locked(struct worker *w, bool *stopping)
 		if (pthread_cond_timedwait(&ra->wake, &ra->lock, &ts) ==
 			    ETIMEDOUT &&
 		    down && ra->head == NULL &&
-		    (ra->polls == NULL || ra->polls->due_ms > strata_now_ms()))
+		    (ra->polls == NULL || ra->polls->due_ms > strata_now_ms()) &&
+		    (ra->held == NULL || ra->held->due_ms > strata_now_ms()))
 			return NULL;
 	}
 }
@@ -557,14 +786,14 @@ static void *worker_main(void *arg)
 	last = --ra->running == 0;
 	batch = NULL;
 	if (last) {
-		batch = detach_locked(ra, UINT64_MAX);
+		batch = detach_locked(ra, UINT64_MAX, false);
 		while (batch != NULL) {
 			struct op *more;
 
 			pthread_mutex_unlock(&ra->lock);
 			cancel_list(ra, batch);
 			pthread_mutex_lock(&ra->lock);
-			more = detach_locked(ra, UINT64_MAX);
+			more = detach_locked(ra, UINT64_MAX, false);
 			batch = more;
 		}
 	}
@@ -577,6 +806,14 @@ static void *worker_main(void *arg)
 
 static void destroy(struct strata_redis_async *ra)
 {
+	struct op *h;
+
+	/* The workers are gone: the locks still held expire within
+	 * lock_ttl (no extension sends any more, none is `sending`). */
+	while ((h = ra->held) != NULL) {
+		held_unlink_locked(ra, h);
+		free_op(&h);
+	}
 	for (unsigned i = 0; ra->conns != NULL && i < ra->pool; i++)
 		strata_redis_close(&ra->conns[i]);
 	free(ra->conns);
@@ -644,9 +881,18 @@ int strata_redis_async_start(const struct strata_redis_async_config *cfg,
 						     : DEFAULT_PING_MS;
 	if (cfg->token != NULL)
 		snprintf(ra->token, sizeof(ra->token), "%s", cfg->token);
-	ra->lock_ttl_ms = cfg->lock_ttl_ms ? cfg->lock_ttl_ms : DEFAULT_LOCK_MS;
+	ra->lock_ttl_ms = cfg->lock_ttl_ms ? cfg->lock_ttl_ms
+					   : DEFAULT_LOCK_TTL_MS;
 	ra->lock_wait_ms = cfg->lock_wait_ms ? cfg->lock_wait_ms
-					     : DEFAULT_LOCK_MS;
+					     : DEFAULT_LOCK_WAIT_MS;
+	/* At least 1 ms: an extension rescheduled at `now` would be due
+	 * again at once. */
+	ra->extend_ms = ra->lock_ttl_ms / 3 != 0 ? ra->lock_ttl_ms / 3 : 1;
+	ra->hold_max_ms = cfg->lock_hold_max_ms != 0 ? cfg->lock_hold_max_ms
+			  : ra->lock_wait_ms > HOLD_MIN_MS ? ra->lock_wait_ms
+							   : HOLD_MIN_MS;
+	/* Each hold is a fill in progress; the queue bounds those too. */
+	ra->held_max = ra->queue_limit;
 	pthread_mutex_init(&ra->lock, NULL);
 	/* Monotonic: poll and ping times must not jump with the clock. */
 	pthread_condattr_init(&ca);
@@ -782,7 +1028,10 @@ int strata_redis_async_store(struct strata_redis_async *ra,
 	struct op proto = {.kind = OP_SET, .unlock = unlock};
 	int rc;
 
+	STRATA_ASSERT(ra != NULL && ra->magic == REDIS_ASYNC_MAGIC);
 	STRATA_ASSERT(entry != NULL);
+	if (unlock)
+		let_go(ra, &entry->key);
 	proto.entry = strata_entry_ref(entry);
 	rc = enqueue_write(ra, &proto);
 	if (rc == -ENOMEM)
@@ -793,7 +1042,9 @@ int strata_redis_async_store(struct strata_redis_async *ra,
 int strata_redis_async_unlock(struct strata_redis_async *ra,
 			      const struct strata_key *key)
 {
+	STRATA_ASSERT(ra != NULL && ra->magic == REDIS_ASYNC_MAGIC);
 	STRATA_ASSERT(key != NULL);
+	let_go(ra, key);
 	return enqueue_write(ra, &(struct op){.kind = OP_UNLOCK, .key = *key});
 }
 
@@ -816,6 +1067,7 @@ void strata_redis_async_stats(struct strata_redis_async *ra,
 	memset(out, 0, sizeof(*out));
 	pthread_mutex_lock(&ra->lock);
 	out->queued = ra->depth;
+	out->held = ra->n_held;
 	pthread_mutex_unlock(&ra->lock);
 	/* Relaxed: independent statistics. */
 	out->dropped = load(&ra->dropped);
@@ -826,6 +1078,8 @@ void strata_redis_async_stats(struct strata_redis_async *ra,
 	out->filled = load(&ra->filled);
 	out->lock_timeouts = load(&ra->lock_timeouts);
 	out->batches = load(&ra->batches);
+	out->extends = load(&ra->extends);
+	out->locks_lost = load(&ra->locks_lost);
 	out->redis.state = STRATA_REDIS_DOWN;
 	for (unsigned i = 0; i < ra->pool; i++) {
 		struct strata_redis_stats st;

@@ -21,6 +21,16 @@
  * then fetch on their own.  Polling waiters hold no thread: they wait in a
  * timed list that the workers serve between batches.
  *
+ * Held locks are kept alive: a fill that returns LEAD registers its lock,
+ * and the workers extend every registered lock to lock_ttl again each
+ * lock_ttl/3 (compare-and-PEXPIRE: only while the lock still holds this
+ * instance's token), until the holder lets go with
+ * strata_redis_async_store(..., true) or strata_redis_async_unlock() (at
+ * the call, queued or not), the module stops, or the lock has been held
+ * for lock_hold_max.  So lock_ttl can be short: it is what a holder that
+ * died (kill -9, a lost host) costs the instances waiting on it, while a
+ * slow fetch keeps its lock for as long as it runs.
+ *
  * Thread safety: every function may be called from any thread, including
  * libmicrohttpd's, except strata_redis_async_stop(), which must be called
  * once, after every submitter has finished, and never from a callback.
@@ -49,8 +59,12 @@ struct strata_redis_async_config {
 	unsigned pool;          /* worker threads (connections); 0: 1 */
 	const char *token;      /* this instance's lock value (copied);
 				   NULL: fills never lock */
-	uint64_t lock_ttl_ms;   /* 0: 30 s */
+	uint64_t lock_ttl_ms;   /* a fill lock's life without an extension
+				   (its holder died); extended every
+				   lock_ttl/3 while held; 0: 3 s */
 	uint64_t lock_wait_ms;  /* 0: 30 s */
+	uint64_t lock_hold_max_ms; /* longest a held lock is extended;
+				      0: lock_wait, at least 30 s */
 };
 
 /*
@@ -90,6 +104,11 @@ struct strata_redis_async_stats {
 	uint64_t locks;     /* fills that took the fleet lock */
 	uint64_t filled;    /* fills answered by another instance's fill */
 	uint64_t lock_timeouts; /* fills that gave up waiting (lock_wait) */
+	uint64_t held;      /* locks held now and being extended */
+	uint64_t extends;   /* lock extensions that Redis applied */
+	uint64_t locks_lost; /* held locks no longer extended before their
+				holder let go: found gone or another's at an
+				extension, or held past lock_hold_max */
 	uint64_t batches;   /* round trips */
 	unsigned up;        /* connections up */
 	struct strata_redis_stats redis; /* summed over the connections;
@@ -150,16 +169,18 @@ int strata_redis_async_fill(struct strata_redis_async *ra,
  * (strata_entry_ref) and releases it once sent or dropped.  The expiry is
  * computed against the wall clock when sent.  With `unlock`, the fleet
  * lock of the entry's key is released after the SET, in the same round
- * trip (so a poller never sees the lock gone before the entry).  Returns
- * 0, or STRATA_EUNAVAIL when dropped (queue full, stopping; counted) or
- * -ENOMEM.  Success means queued, not stored.
+ * trip (so a poller never sees the lock gone before the entry), and the
+ * lock is no longer extended from this call on, whatever it returns.
+ * Returns 0, or STRATA_EUNAVAIL when dropped (queue full, stopping;
+ * counted) or -ENOMEM.  Success means queued, not stored.
  */
 int strata_redis_async_store(struct strata_redis_async *ra,
 			     struct strata_entry *entry, bool unlock);
 
 /* Queue the release of `key`'s fleet lock (a LEAD fill that stored
- * nothing).  Returns 0, STRATA_EUNAVAIL (dropped: the lock then expires
- * after lock_ttl) or -ENOMEM. */
+ * nothing).  The lock is no longer extended from this call on, whatever
+ * it returns.  Returns 0, STRATA_EUNAVAIL (dropped: the lock then expires
+ * within lock_ttl) or -ENOMEM. */
 int strata_redis_async_unlock(struct strata_redis_async *ra,
 			      const struct strata_key *key);
 

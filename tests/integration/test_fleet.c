@@ -504,6 +504,43 @@ Test(fleet, a_stampede_across_three_servers_reaches_the_origin_once)
 		     atomic_load(&calls));
 }
 
+struct slow_get {
+	int server;
+	long status;
+};
+
+static void *slow_get_thread(void *p)
+{
+	struct slow_get *g = p;
+
+	g->status = get(g->server, "/p/slow", NULL, 0, NULL, 0);
+	return NULL;
+}
+
+/* The fleet lock lives only cache.redis.lock_ttl (3 s by default) unless
+ * its holder extends it: a fill slower than that must keep its lock, or
+ * the other server would stop waiting and fetch too. */
+Test(fleet, a_fill_slower_than_lock_ttl_keeps_its_lock_and_the_origin_once)
+{
+	struct slow_get g[2] = {{.server = 0}, {.server = 1}};
+	pthread_t threads[2];
+
+	for (int i = 0; i < 2; i++)
+		start_server(i, redis_url);
+	atomic_store(&handler_delay_ms, 4500);
+	cr_assert_eq(pthread_create(&threads[0], NULL, slow_get_thread, &g[0]),
+		     0);
+	sleep_ms(300); /* server 0 leads and holds the lock */
+	cr_assert_eq(pthread_create(&threads[1], NULL, slow_get_thread, &g[1]),
+		     0);
+	for (int i = 0; i < 2; i++)
+		pthread_join(threads[i], NULL);
+	cr_expect_eq(g[0].status, 200);
+	cr_expect_eq(g[1].status, 200);
+	cr_expect_eq(atomic_load(&calls), 1, "origin called %u times",
+		     atomic_load(&calls));
+}
+
 struct steady {
 	int server;
 	atomic_bool stop;

@@ -120,7 +120,7 @@ Test(config, defaults)
 	cr_expect_str_eq(cfg->cache.redis.prefix, "strata");
 	cr_expect_eq(cfg->cache.redis.timeout_ms, 50);
 	cr_expect_eq(cfg->cache.redis.pool, 8);
-	cr_expect_eq(cfg->cache.redis.lock_ttl_ms, 30000);
+	cr_expect_eq(cfg->cache.redis.lock_ttl_ms, 3000);
 	cr_expect_eq(cfg->cache.redis.lock_wait_ms, 0);
 	cr_expect_eq(cfg->cache.redis.purge_log, 100000);
 	cr_expect_eq(cfg->cache.redis.queue, 8192);

@@ -592,6 +592,56 @@ Test(redis, a_batch_runs_many_operations_in_one_round_trip)
 	strata_entry_release(&a);
 }
 
+/* The PTTL of the lock on `key` (-2: no such key). */
+static long long lock_pttl(const struct strata_key *key)
+{
+	char hex[STRATA_KEY_HEX_LEN + 1], name[64], reply[64];
+
+	strata_key_hex(key, hex);
+	snprintf(name, sizeof(name), "t:l:%s", hex);
+	cr_assert_eq(redis_server_cmd(server, 2,
+				      (const char *[]){"PTTL", name}, NULL,
+				      reply, sizeof(reply), NULL),
+		     ':');
+	return atoll(reply);
+}
+
+Test(redis, extend_pushes_back_only_a_lock_that_is_still_ours)
+{
+	struct strata_key key;
+	struct strata_redis_op ops[3];
+
+	start(NULL, NULL);
+	strata_key_hash("GET /held", 9, &key);
+	ops[0] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_LOCK,
+					  .key = &key, .token = "me",
+					  .ttl_ms = 1000};
+	/* Ours: extended, in the same round trip as the LOCK. */
+	ops[1] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_EXTEND,
+					  .key = &key, .token = "me",
+					  .ttl_ms = 60000};
+	/* Another instance's extension leaves it alone: a plain PEXPIRE
+	 * would cut it to 5 ms. */
+	ops[2] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_EXTEND,
+					  .key = &key, .token = "you",
+					  .ttl_ms = 5};
+	cr_assert_eq(strata_redis_batch(tier, ops, 3), 0);
+	cr_expect_eq(ops[0].rc, 0);
+	cr_expect_eq(ops[1].rc, 0, "our lock is extended");
+	cr_expect_eq(ops[2].rc, -EBUSY, "another's extension is refused");
+	cr_expect_gt(lock_pttl(&key), 50000, "the 60 s extension stands");
+
+	/* Gone: nothing to extend, and nothing is created. */
+	ops[0] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_UNLOCK,
+					  .key = &key, .token = "me"};
+	ops[1] = (struct strata_redis_op){.kind = STRATA_REDIS_OP_EXTEND,
+					  .key = &key, .token = "me",
+					  .ttl_ms = 60000};
+	cr_assert_eq(strata_redis_batch(tier, ops, 2), 0);
+	cr_expect_eq(ops[1].rc, STRATA_EMISS);
+	cr_expect_eq(lock_pttl(&key), -2);
+}
+
 /* Store the entries for `paths` with tags "t-<i % 2>". */
 static void store_paths(const char *const *paths, size_t n)
 {

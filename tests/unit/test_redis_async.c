@@ -13,9 +13,14 @@
 
 #include <criterion/criterion.h>
 #include <errno.h>
+#include <poll.h>
 #include <pthread.h>
+#include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -392,8 +397,10 @@ static void fill_cb(void *arg, enum strata_redis_fill outcome,
 	lookup_cb(arg, (int)outcome, entry);
 }
 
-/* A second module on the same Redis, as another instance would run. */
-static void start_pair(uint64_t lock_wait_ms)
+/* Two modules on the same Redis, as two instances would run them, with
+ * the given lock settings (0: the module's defaults). */
+static void start_pair_locks(uint64_t lock_ttl_ms, uint64_t lock_wait_ms,
+			     uint64_t lock_hold_max_ms)
 {
 	char url[256];
 	struct strata_redis_async_config cfg = {
@@ -402,8 +409,9 @@ static void start_pair(uint64_t lock_wait_ms)
 		.queue_limit = 64,
 		.pool = 2,
 		.token = "instance-a",
-		.lock_ttl_ms = 10000,
+		.lock_ttl_ms = lock_ttl_ms,
 		.lock_wait_ms = lock_wait_ms,
+		.lock_hold_max_ms = lock_hold_max_ms,
 	};
 
 	server = redis_server_start(NULL);
@@ -412,6 +420,11 @@ static void start_pair(uint64_t lock_wait_ms)
 	cr_assert_eq(strata_redis_async_start(&cfg, &ra), 0);
 	cfg.token = "instance-b";
 	cr_assert_eq(strata_redis_async_start(&cfg, &ra_b), 0);
+}
+
+static void start_pair(uint64_t lock_wait_ms)
+{
+	start_pair_locks(10000, lock_wait_ms, 0);
 }
 
 static void stop_b(void)
@@ -535,4 +548,266 @@ Test(redis_async, stop_sends_a_waiting_fill_to_fetch, .fini = stop_b)
 	cr_expect_eq(slots[1].calls, 1);
 	cr_expect_eq(slots[1].rc, STRATA_REDIS_FILL_FETCH);
 	pthread_mutex_unlock(&done_lock);
+}
+
+/* --- held locks: extended while held, short-lived when the holder dies --- */
+
+/* The lock's PTTL in Redis for `text` (-2: no lock). */
+static long long lock_pttl(const char *text)
+{
+	struct strata_key key;
+	char hex[STRATA_KEY_HEX_LEN + 1], name[64], reply[64];
+
+	strata_key_hash(text, strlen(text), &key);
+	strata_key_hex(&key, hex);
+	snprintf(name, sizeof(name), "t:l:%s", hex);
+	cr_assert_eq(redis_server_cmd(server, 2,
+				      (const char *[]){"PTTL", name}, NULL,
+				      reply, sizeof(reply), NULL),
+		     ':');
+	return atoll(reply);
+}
+
+static struct strata_redis_async_stats stats_of(struct strata_redis_async *m)
+{
+	struct strata_redis_async_stats st;
+
+	strata_redis_async_stats(m, &st);
+	return st;
+}
+
+/* The lock_ttl of the tests below: extended every third of it, so a live
+ * lock survives a stall of the worker or of redis-server of up to about
+ * two thirds of it (a busy `make -j check`); scaled for slow builds. */
+static long test_ttl(void)
+{
+	return proc_scaled_ms(900);
+}
+
+Test(redis_async, a_held_lock_outlives_its_ttl_until_the_store_releases_it,
+     .fini = stop_b)
+{
+	struct strata_entry *e = make_entry("GET /slow", strata_wall_ms());
+	const long ttl = test_ttl();
+	struct timespec t0;
+	char lock[64];
+	long long pttl;
+
+	start_pair_locks((uint64_t)ttl, 20 * (uint64_t)ttl, 0);
+	cr_assert_eq(fill(ra, "GET /slow", &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 2000));
+	cr_assert_eq(slots[0].rc, STRATA_REDIS_FILL_LEAD);
+	cr_assert_eq(fill(ra_b, "GET /slow", &slots[1]), 0);
+
+	/* A slow fetch: four lock_ttl periods, the lock is ours all along
+	 * and the other instance keeps waiting for our entry. */
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	while (elapsed_ms(&t0) < 4 * ttl) {
+		lock_value("GET /slow", lock, sizeof(lock));
+		cr_assert_str_eq(lock, "instance-a", "lost after %ld ms",
+				 elapsed_ms(&t0));
+		pttl = lock_pttl("GET /slow");
+		cr_assert(pttl > 0 && pttl <= ttl, "PTTL %lld", pttl);
+		usleep(50 * 1000);
+	}
+	pthread_mutex_lock(&done_lock);
+	cr_expect_eq(slots[1].calls, 0, "the waiter gave up on a live lock");
+	pthread_mutex_unlock(&done_lock);
+	cr_expect_geq(stats_of(ra).extends, 6); /* 12 on time */
+	cr_expect_eq(stats_of(ra).held, 1);
+
+	/* The store releases it: the waiter gets the entry, and nothing
+	 * extends (or re-creates) the lock any more. */
+	cr_assert_eq(strata_redis_async_store(ra, e, true), 0);
+	strata_entry_release(&e);
+	cr_expect_eq(stats_of(ra).held, 0);
+	cr_assert(wait_done(2, NULL, 2000));
+	cr_expect_eq(slots[1].rc, STRATA_REDIS_FILL_FILLED);
+	usleep(400 * 1000);
+	cr_expect_eq(lock_pttl("GET /slow"), -2);
+	cr_expect_eq(stats_of(ra).locks_lost, 0);
+}
+
+Test(redis_async, an_unlock_stops_the_extension_at_once, .fini = stop_b)
+{
+	const long ttl = test_ttl();
+	struct strata_key key;
+	uint64_t extends;
+
+	start_pair_locks((uint64_t)ttl, 20 * (uint64_t)ttl, 0);
+	strata_key_hash("GET /unstored", 13, &key);
+	cr_assert_eq(fill(ra, "GET /unstored", &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 2000));
+	cr_assert_eq(slots[0].rc, STRATA_REDIS_FILL_LEAD);
+	usleep((useconds_t)(2 * ttl) * 1000);
+	cr_assert_gt(lock_pttl("GET /unstored"), 0, "not extended");
+
+	cr_assert_eq(strata_redis_async_unlock(ra, &key), 0);
+	cr_expect_eq(stats_of(ra).held, 0);
+	/* At most one extension was already in its round trip. */
+	extends = stats_of(ra).extends;
+	usleep(400 * 1000);
+	cr_expect_eq(lock_pttl("GET /unstored"), -2);
+	cr_expect_leq(stats_of(ra).extends, extends + 1);
+}
+
+Test(redis_async, a_lock_is_not_extended_past_lock_hold_max, .fini = stop_b)
+{
+	const long ttl = test_ttl();
+	struct timespec t0;
+	long gone_ms;
+
+	start_pair_locks((uint64_t)ttl, 20 * (uint64_t)ttl, 2 * (uint64_t)ttl);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	cr_assert_eq(fill(ra, "GET /stuck", &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 2000));
+	cr_assert_eq(slots[0].rc, STRATA_REDIS_FILL_LEAD);
+	while (lock_pttl("GET /stuck") > 0 &&
+	       elapsed_ms(&t0) < 3 * ttl + proc_scaled_ms(5000))
+		usleep(20 * 1000);
+	gone_ms = elapsed_ms(&t0);
+	/* Extended (past 1.5 lock_ttl: twice at least) until hold_max, two
+	 * lock_ttl, then left to its last lock_ttl. */
+	cr_expect_gt(gone_ms, 3 * ttl / 2, "gone after %ld ms", gone_ms);
+	cr_expect_lt(gone_ms, 3 * ttl + proc_scaled_ms(500),
+		     "gone after %ld ms", gone_ms);
+	cr_expect_eq(stats_of(ra).held, 0);
+	cr_expect_eq(stats_of(ra).locks_lost, 1);
+}
+
+Test(redis_async, an_extension_never_touches_another_instances_lock,
+     .fini = stop_b)
+{
+	const long ttl = test_ttl();
+	struct strata_key key;
+	char hex[STRATA_KEY_HEX_LEN + 1], name[64], reply[64], px[32];
+	char lock[64];
+	long long pttl;
+
+	start_pair_locks((uint64_t)ttl, 20 * (uint64_t)ttl, 0);
+	cr_assert_eq(fill(ra, "GET /taken", &slots[0]), 0);
+	cr_assert(wait_done(1, NULL, 2000));
+	cr_assert_eq(slots[0].rc, STRATA_REDIS_FILL_LEAD);
+	usleep((useconds_t)(2 * ttl) * 1000);
+	lock_value("GET /taken", lock, sizeof(lock));
+	cr_assert_str_eq(lock, "instance-a", "not extended");
+
+	/* Our lock lapsed (say Redis stalled past lock_ttl) and another
+	 * instance took it, for ten lock_ttl. */
+	strata_key_hash("GET /taken", 10, &key);
+	strata_key_hex(&key, hex);
+	snprintf(name, sizeof(name), "t:l:%s", hex);
+	snprintf(px, sizeof(px), "%ld", 10 * ttl);
+	cr_assert_eq(redis_server_cmd(server, 5,
+				      (const char *[]){"SET", name,
+						       "instance-b", "PX", px},
+				      NULL, reply, sizeof(reply), NULL),
+		     '+');
+	/* Six extension periods: ours must leave it as it is (a plain
+	 * PEXPIRE would have cut it to lock_ttl, and it would be gone). */
+	usleep((useconds_t)(2 * ttl) * 1000);
+	lock_value("GET /taken", lock, sizeof(lock));
+	cr_expect_str_eq(lock, "instance-b");
+	pttl = lock_pttl("GET /taken");
+	cr_expect(pttl > 6 * ttl && pttl <= 8 * ttl, "PTTL %lld", pttl);
+	/* Found another's: no longer ours to extend. */
+	cr_expect_eq(stats_of(ra).held, 0);
+	cr_expect_eq(stats_of(ra).locks_lost, 1);
+	/* Our late unlock leaves it too. */
+	cr_assert_eq(strata_redis_async_unlock(ra, &key), 0);
+	usleep(100 * 1000);
+	lock_value("GET /taken", lock, sizeof(lock));
+	cr_expect_str_eq(lock, "instance-b");
+}
+
+/*
+ * A replica crashing mid-fill, for real: a child process takes the lock
+ * with the default lock settings, holds it (extended) while it lives, and
+ * is killed with SIGKILL.  Never returns in the child.
+ */
+static void hold_in_child(const char *url, int fd)
+{
+	struct strata_redis_async_config cfg = {
+		.redis = {.url = url, .prefix = "t", .timeout_ms = 1000,
+			  .backoff_min_ms = 50, .backoff_max_ms = 200},
+		.pool = 2,
+		.token = "crashed",
+		.lock_wait_ms = 60000,
+	};
+	struct strata_redis_async *m = NULL;
+	char c = 'x';
+
+	(void)prctl(PR_SET_PDEATHSIG, SIGKILL);
+	if (strata_redis_async_start(&cfg, &m) == 0 &&
+	    fill(m, "GET /crash", &slots[0]) == 0 &&
+	    wait_done(1, NULL, 2000) &&
+	    slots[0].rc == STRATA_REDIS_FILL_LEAD)
+		c = 'L';
+	if (write(fd, &c, 1) != 1 || c != 'L')
+		_exit(1);
+	for (;;)
+		pause(); /* fetching, slowly, until killed */
+}
+
+Test(redis_async, a_crashed_holders_lock_is_gone_within_the_default_ttl,
+     .fini = stop_b)
+{
+	char url[256], lock[64], c = 0;
+	struct strata_redis_async_config cfg = {
+		.redis = {.url = url, .prefix = "t", .timeout_ms = 1000,
+			  .backoff_min_ms = 50, .backoff_max_ms = 200},
+		.pool = 2,
+		.token = "instance-b",
+		.lock_wait_ms = 60000,
+	};
+	struct timespec t0;
+	struct pollfd pfd;
+	int fds[2], status;
+	long waited;
+	pid_t child;
+
+	server = redis_server_start(NULL);
+	cr_assert_not_null(server, "cannot start redis-server");
+	redis_server_url(server, false, NULL, url, sizeof(url));
+	/* Fork before this process starts any thread of its own. */
+	cr_assert_eq(pipe(fds), 0);
+	child = fork();
+	cr_assert_geq(child, 0);
+	if (child == 0) {
+		close(fds[0]);
+		hold_in_child(url, fds[1]);
+	}
+	close(fds[1]);
+	pfd = (struct pollfd){.fd = fds[0], .events = POLLIN};
+	cr_assert_eq(poll(&pfd, 1, (int)proc_scaled_ms(5000)), 1);
+	cr_assert_eq(read(fds[0], &c, 1), 1);
+	close(fds[0]);
+	cr_assert_eq(c, 'L', "the child did not take the lock");
+
+	/* Alive, the holder keeps its lock past the default lock_ttl... */
+	cr_assert_eq(strata_redis_async_start(&cfg, &ra_b), 0);
+	cr_assert_eq(fill(ra_b, "GET /crash", &slots[1]), 0);
+	usleep(3500 * 1000);
+	lock_value("GET /crash", lock, sizeof(lock));
+	cr_assert_str_eq(lock, "crashed", "a live holder lost its lock");
+	pthread_mutex_lock(&done_lock);
+	cr_assert_eq(slots[1].calls, 0, "the waiter gave up on a live lock");
+	pthread_mutex_unlock(&done_lock);
+
+	/* ...and dead, it costs the waiter at most that lock_ttl (3 s),
+	 * not the 30 s the lock used to live. */
+	cr_assert_eq(kill(child, SIGKILL), 0);
+	cr_assert_eq(waitpid(child, &status, 0), child);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	/* (slots[0] is the child's.) */
+	cr_assert(wait_done(2, (bool[2]){[1] = true}, 3000 + 1000),
+		  "still waiting after %ld ms", elapsed_ms(&t0));
+	waited = elapsed_ms(&t0);
+	cr_expect_eq(slots[1].rc, STRATA_REDIS_FILL_FETCH);
+	cr_expect_lt(waited, 3000 + proc_scaled_ms(1000), "waited %ld ms",
+		     waited);
+	/* The next fill leads at once. */
+	cr_assert_eq(fill(ra_b, "GET /crash", &slots[2]), 0);
+	cr_assert(wait_done(3, (bool[3]){[2] = true}, 2000));
+	cr_expect_eq(slots[2].rc, STRATA_REDIS_FILL_LEAD);
 }
