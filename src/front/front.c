@@ -257,8 +257,12 @@ static void unwake(struct request *rq)
 /* ---- responses made by Strata itself ------------------------------------ */
 
 /* Queue a short text/plain answer.  `reason` must be a static string. */
-static enum MHD_Result answer(struct MHD_Connection *conn, struct request *rq,
-			      unsigned status, const char *reason)
+/* A short text answer of Strata's own; `close`: the connection closes
+ * after it (its request's framing cannot be trusted, or its body is not
+ * worth reading). */
+static enum MHD_Result answer_text(struct MHD_Connection *conn,
+				   struct request *rq, unsigned status,
+				   const char *reason, bool close)
 {
 	struct MHD_Response *resp;
 	enum MHD_Result ok;
@@ -269,6 +273,8 @@ static enum MHD_Result answer(struct MHD_Connection *conn, struct request *rq,
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type",
 				"text/plain; charset=utf-8");
+	if (close)
+		MHD_add_response_header(resp, "Connection", "close");
 	MHD_add_response_header(resp, "Cache-Status", rq->cache_status);
 	ok = MHD_queue_response(conn, status, resp);
 	MHD_destroy_response(resp);
@@ -278,30 +284,20 @@ static enum MHD_Result answer(struct MHD_Connection *conn, struct request *rq,
 	return ok;
 }
 
-/* A 400 or 501 for a request whose framing cannot be trusted: the
+static enum MHD_Result answer(struct MHD_Connection *conn, struct request *rq,
+			      unsigned status, const char *reason)
+{
+	return answer_text(conn, rq, status, reason, false);
+}
+
+/* A 400, 413 or 501 for a request whose framing cannot be trusted: the
  * connection closes after it, so no byte of its body is read as the
  * next request. */
 static enum MHD_Result refuse_framing(struct MHD_Connection *conn,
 				      struct request *rq, unsigned status,
 				      const char *reason)
 {
-	struct MHD_Response *resp =
-		MHD_create_response_from_buffer(strlen(reason), (void *)reason,
-						MHD_RESPMEM_PERSISTENT);
-	enum MHD_Result ok;
-
-	if (resp == NULL)
-		return MHD_NO;
-	MHD_add_response_header(resp, "Content-Type",
-				"text/plain; charset=utf-8");
-	MHD_add_response_header(resp, "Connection", "close");
-	MHD_add_response_header(resp, "Cache-Status", rq->cache_status);
-	ok = MHD_queue_response(conn, status, resp);
-	MHD_destroy_response(resp);
-	rq->phase = PHASE_ANSWERED;
-	rq->status = status;
-	rq->bytes = strlen(reason);
-	return ok;
+	return answer_text(conn, rq, status, reason, true);
 }
 
 static enum MHD_Result answer_upstream_error(struct MHD_Connection *conn,

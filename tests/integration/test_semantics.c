@@ -664,7 +664,7 @@ Test(semantics, cache_control_on_two_response_lines_is_one_list)
 	/* "public" then "s-maxage=0": stale at once for a shared cache. */
 	cr_expect(!stored_then_hit("/header?name=Cache-Control&value=max-age=60"
 				   "&value2=s-maxage=0"));
-	/* The control: one line. */
+	/* The control: two lines that both allow storing. */
 	cr_expect(stored_then_hit("/header?name=Cache-Control&value=max-age=60"
 				  "&value2=public"));
 	unlink(path);
