@@ -350,11 +350,14 @@ static int run(const struct cmdline *cl, struct strata_config *cfg)
 		strata_config_free(&r.cfg);
 		return EXIT_FAILURE;
 	}
+	/* The admin listener is up: a reload may replace r.cfg by now. */
+	pthread_mutex_lock(&r.lock);
 	strata_log_info("strata %s listening on %s (port %u), upstream %s, "
 			"%zu route(s), %u worker(s)",
-			strata_version(), cfg->listen,
-			strata_server_port(r.srv), cfg->upstream.url,
-			cfg->n_routes, cfg->workers);
+			strata_version(), r.cfg->listen,
+			strata_server_port(r.srv), r.cfg->upstream.url,
+			r.cfg->n_routes, r.cfg->workers);
+	pthread_mutex_unlock(&r.lock);
 	notify("READY=1");
 	for (;;) {
 		if (sigwait(&set, &sig) != 0)
