@@ -20,6 +20,7 @@
 
 #include "upstream/upstream.h"
 
+#include <ctype.h>
 #include <curl/curl.h>
 #include <errno.h>
 #include <pthread.h>
@@ -63,6 +64,10 @@ struct strata_upstream_xfer {
 	struct strata_headers resp_headers;
 	unsigned status;
 	bool head_done;
+	const char *invalid;           /* static: why the head was refused */
+	bool has_length;               /* a Content-Length was read */
+	bool chunked;                  /* Transfer-Encoding was sent */
+	uint64_t length;               /* ... its value */
 	bool started;
 	bool paused;
 	bool done;
@@ -240,10 +245,70 @@ static void finish(struct strata_upstream *up,
 	if (result != 0 && result != STRATA_ECANCELED)
 		strata_log_error("upstream %s: %s%s%s", xfer->url,
 				 strata_strerror(result),
-				 xfer->errbuf[0] ? ": " : "", xfer->errbuf);
+				 xfer->invalid != NULL || xfer->errbuf[0] ? ": "
+									  : "",
+				 xfer->invalid != NULL ? xfer->invalid
+						       : xfer->errbuf);
 	atomic_fetch_sub_explicit(&up->inflight, 1, memory_order_relaxed);
 	xfer->handler->done_cb(xfer->arg, result);
 	xfer_unref(xfer); /* the thread's reference */
+}
+
+/*
+ * The status code of a status line: three digits, 100 to 599 (RFC 9110
+ * section 15), else 0.
+ */
+static unsigned status_code(const char *line, size_t n)
+{
+	const char *sp = memchr(line, ' ', n);
+	size_t left;
+
+	if (sp == NULL)
+		return 0;
+	sp++;
+	left = n - (size_t)(sp - line);
+	if (left < 3 || !isdigit((unsigned char)sp[0]) ||
+	    !isdigit((unsigned char)sp[1]) || !isdigit((unsigned char)sp[2]) ||
+	    (left > 3 && sp[3] != ' '))
+		return 0;
+	if (sp[0] < '1' || sp[0] > '5')
+		return 0;
+	return (unsigned)((sp[0] - '0') * 100 + (sp[1] - '0') * 10 +
+			  (sp[2] - '0'));
+}
+
+/*
+ * A Content-Length field value (RFC 9112 section 6.3): 1*DIGIT, or a list
+ * of one repeated value ("5, 5"), that fits in 63 bits and agrees with
+ * any earlier Content-Length line.  Anything else makes the body's length
+ * unknowable: the response is invalid, never framed by a guess.
+ */
+static bool content_length_ok(struct strata_upstream_xfer *xfer,
+			      const char *v, size_t len)
+{
+	const char *end = v + len;
+
+	while (v < end) {
+		uint64_t n = 0;
+		const char *start = v;
+
+		while (v < end && isdigit((unsigned char)*v)) {
+			if (n > (UINT64_MAX >> 1) / 10)
+				return false;
+			n = n * 10 + (uint64_t)(*v++ - '0');
+		}
+		if (v == start || (xfer->has_length && n != xfer->length))
+			return false;
+		xfer->has_length = true;
+		xfer->length = n;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+		if (v < end && *v++ != ',')
+			return false;
+		while (v < end && (*v == ' ' || *v == '\t'))
+			v++;
+	}
+	return xfer->has_length;
 }
 
 static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
@@ -259,11 +324,14 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 		n--;
 	if (n >= 5 && strncmp(buf, "HTTP/", 5) == 0) {
 		/* A new head (after a 1xx, or the first): start over. */
-		const char *sp = memchr(buf, ' ', n);
-
 		strata_headers_clear(&xfer->resp_headers);
-		xfer->status = sp != NULL ? (unsigned)strtoul(sp + 1, NULL, 10)
-					  : 0;
+		xfer->has_length = false;
+		xfer->chunked = false;
+		xfer->status = status_code(buf, n);
+		if (xfer->status == 0) {
+			xfer->invalid = "invalid status line";
+			return 0; /* abort: answered 502 */
+		}
 		return len;
 	}
 	if (n == 0) {
@@ -291,6 +359,20 @@ static size_t header_cb(char *buf, size_t size, size_t nitems, void *userdata)
 		value++;
 	while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
 		end--;
+	if ((size_t)(colon - buf) == 14 &&
+	    strncasecmp(buf, "Content-Length", 14) == 0 &&
+	    !content_length_ok(xfer, value, (size_t)(end - value))) {
+		xfer->invalid = "invalid Content-Length";
+		return 0;
+	}
+	if ((size_t)(colon - buf) == 17 &&
+	    strncasecmp(buf, "Transfer-Encoding", 17) == 0)
+		xfer->chunked = true;
+	if (xfer->has_length && xfer->chunked) {
+		/* RFC 9112 section 6.3: a sign of response splitting. */
+		xfer->invalid = "both Content-Length and Transfer-Encoding";
+		return 0;
+	}
 	if (strata_headers_addn(&xfer->resp_headers, buf,
 				(size_t)(colon - buf), value,
 				(size_t)(end - value)) != 0)

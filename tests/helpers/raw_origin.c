@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 struct raw_origin {
@@ -21,6 +22,7 @@ struct raw_origin {
 	pthread_mutex_t lock;      /* guards the fields below */
 	char *response;
 	bool reset;
+	unsigned hang_ms;
 	bool stop;
 	size_t count;
 };
@@ -47,6 +49,40 @@ static void read_head(int c)
 	}
 }
 
+static bool stopping(struct raw_origin *o)
+{
+	bool stop;
+
+	pthread_mutex_lock(&o->lock);
+	stop = o->stop;
+	pthread_mutex_unlock(&o->lock);
+	return stop;
+}
+
+static unsigned long long now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (unsigned long long)ts.tv_sec * 1000ull +
+	       (unsigned long long)ts.tv_nsec / 1000000ull;
+}
+
+/* Keep connection c open up to hang_ms: until the peer closes it, the
+ * time passes or the origin stops (checked every 50 ms). */
+static void hang(struct raw_origin *o, int c, unsigned hang_ms)
+{
+	unsigned long long end = now_ms() + hang_ms;
+	char sink[4096];
+
+	while (now_ms() < end && !stopping(o)) {
+		struct pollfd p = {.fd = c, .events = POLLIN};
+
+		if (poll(&p, 1, 50) > 0 && read(c, sink, sizeof(sink)) <= 0)
+			return; /* the peer closed (or reset) its end */
+	}
+}
+
 static void *serve(void *arg)
 {
 	struct raw_origin *o = arg;
@@ -54,13 +90,11 @@ static void *serve(void *arg)
 	for (;;) {
 		struct pollfd p = {.fd = o->fd, .events = POLLIN};
 		char *resp;
-		bool reset, stop;
+		bool reset;
+		unsigned hang_ms;
 		int c;
 
-		pthread_mutex_lock(&o->lock);
-		stop = o->stop;
-		pthread_mutex_unlock(&o->lock);
-		if (stop)
+		if (stopping(o))
 			return NULL;
 		if (poll(&p, 1, 50) <= 0)
 			continue;
@@ -71,12 +105,15 @@ static void *serve(void *arg)
 		pthread_mutex_lock(&o->lock);
 		resp = strdup(o->response);
 		reset = o->reset;
+		hang_ms = o->hang_ms;
 		o->count++;
 		pthread_mutex_unlock(&o->lock);
 		if (resp != NULL && write(c, resp, strlen(resp)) < 0)
 			fprintf(stderr, "raw_origin: write: %s\n",
 				strerror(errno));
 		free(resp);
+		if (hang_ms > 0)
+			hang(o, c, hang_ms);
 		if (reset) {
 			struct linger l = {.l_onoff = 1, .l_linger = 0};
 
@@ -130,6 +167,13 @@ void raw_origin_set(struct raw_origin *o, const char *response, bool reset)
 		o->response = copy;
 	}
 	o->reset = reset;
+	pthread_mutex_unlock(&o->lock);
+}
+
+void raw_origin_set_hang(struct raw_origin *o, unsigned hang_ms)
+{
+	pthread_mutex_lock(&o->lock);
+	o->hang_ms = hang_ms;
 	pthread_mutex_unlock(&o->lock);
 }
 
