@@ -2269,59 +2269,6 @@ static enum MHD_Result joined(struct strata_front *front, struct request *rq,
 
 /* ---- the phases ---------------------------------------------------------- */
 
-struct trace_scan {
-	struct cond_scan *cond;   /* filled in the same pass */
-	const char *traceparent;
-	unsigned n_traceparent;
-	char *tracestate;     /* joined with "," */
-	bool failed;
-};
-
-static enum MHD_Result trace_cb(void *cls, enum MHD_ValueKind kind,
-				const char *name, const char *value)
-{
-	struct trace_scan *t = cls;
-
-	(void)kind;
-	if (value == NULL)
-		return MHD_YES;
-	if (strcasecmp(name, "traceparent") == 0) {
-		t->traceparent = value;
-		t->n_traceparent++;
-	} else if (strcasecmp(name, "tracestate") == 0) {
-		if (join(&t->tracestate, value) != 0)
-			t->failed = true;
-	} else {
-		cond_cb(t->cond, kind, name, value);
-	}
-	return MHD_YES;
-}
-
-/*
- * One pass over the request's headers, for every request: the
- * conditional and Range headers answer_entry() needs (rq->cond), and W3C
- * Trace Context: continue the caller's trace with Strata as a new
- * span, or start one (no traceparent, an invalid one, or two of them:
- * the spec's rule).  tracestate goes on only with a valid traceparent.
- * Every request gets a trace id, hits included, for the access log.
- */
-static void read_trace(struct request *rq, struct MHD_Connection *conn)
-{
-	struct trace_scan t = {.cond = &rq->cond};
-	struct strata_trace in;
-	bool valid;
-
-	MHD_get_connection_values(conn, MHD_HEADER_KIND, trace_cb, &t);
-	valid = t.n_traceparent == 1 &&
-		strata_trace_parse(t.traceparent, &in) == 0;
-	strata_trace_child(valid ? &in : NULL, &rq->trace);
-	if (valid && !t.failed && t.tracestate != NULL &&
-	    strata_trace_state_valid(t.tracestate, strlen(t.tracestate)))
-		rq->tracestate = t.tracestate;
-	else
-		free(t.tracestate);
-}
-
 /* ---- request framing (RFC 9112 sections 3.2, 6) -------------------------- */
 
 struct framing {
@@ -2368,18 +2315,75 @@ static enum MHD_Result framing_cb(void *cls, enum MHD_ValueKind kind,
 	return MHD_YES;
 }
 
+struct trace_scan {
+	struct cond_scan *cond;   /* filled in the same pass */
+	struct framing *framing;  /* and this */
+	const char *traceparent;
+	unsigned n_traceparent;
+	char *tracestate;     /* joined with "," */
+	bool failed;
+};
+
+static enum MHD_Result trace_cb(void *cls, enum MHD_ValueKind kind,
+				const char *name, const char *value)
+{
+	struct trace_scan *t = cls;
+
+	(void)kind;
+	if (value == NULL)
+		return MHD_YES;
+	if (strcasecmp(name, "traceparent") == 0) {
+		t->traceparent = value;
+		t->n_traceparent++;
+	} else if (strcasecmp(name, "tracestate") == 0) {
+		if (join(&t->tracestate, value) != 0)
+			t->failed = true;
+	} else {
+		framing_cb(t->framing, kind, name, value);
+		cond_cb(t->cond, kind, name, value);
+	}
+	return MHD_YES;
+}
+
+/*
+ * One pass over the request's headers, for every request: what its
+ * framing says (framing_refused()), the
+ * conditional and Range headers answer_entry() needs (rq->cond), and W3C
+ * Trace Context: continue the caller's trace with Strata as a new
+ * span, or start one (no traceparent, an invalid one, or two of them:
+ * the spec's rule).  tracestate goes on only with a valid traceparent.
+ * Every request gets a trace id, hits included, for the access log.
+ */
+static void read_trace(struct request *rq, struct MHD_Connection *conn,
+		       struct framing *framing)
+{
+	struct trace_scan t = {.cond = &rq->cond, .framing = framing};
+	struct strata_trace in;
+	bool valid;
+
+	MHD_get_connection_values(conn, MHD_HEADER_KIND, trace_cb, &t);
+	valid = t.n_traceparent == 1 &&
+		strata_trace_parse(t.traceparent, &in) == 0;
+	strata_trace_child(valid ? &in : NULL, &rq->trace);
+	if (valid && !t.failed && t.tracestate != NULL &&
+	    strata_trace_state_valid(t.tracestate, strlen(t.tracestate)))
+		rq->tracestate = t.tracestate;
+	else
+		free(t.tracestate);
+}
+
 /*
  * Refuse what a server in front of other servers must not guess at
  * (request smuggling): Content-Length with Transfer-Encoding, repeated
  * Content-Length, a Transfer-Encoding that does not end in chunked (400,
  * RFC 9112 section 6.3) or uses another coding (501), more than one Host
- * (400, section 3.2).  NULL when the request may go on; the answer is
- * queued otherwise, and the connection closes after it.
+ * (400, section 3.2), from what read_trace()'s pass found in `f`.
+ * False when the request may go on; else the answer is queued (*ok) and
+ * the connection closes after it.
  */
 static bool framing_refused(struct MHD_Connection *conn, struct request *rq,
-			    struct framing *f, enum MHD_Result *ok)
+			    const struct framing *f, enum MHD_Result *ok)
 {
-	MHD_get_connection_values(conn, MHD_HEADER_KIND, framing_cb, f);
 	if (f->transfer_encoding > 0 && f->content_length > 0)
 		*ok = refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
 				     "both Content-Length and "
@@ -2449,7 +2453,7 @@ static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 	snprintf(rq->protocol, sizeof(rq->protocol), "%s",
 		 version != NULL ? version : "HTTP/1.1");
 	rq->cond.cond.method = rq->method;
-	read_trace(rq, conn);
+	read_trace(rq, conn, &f);
 	rq->phase = PHASE_BODY;
 	if (framing_refused(conn, rq, &f, &ok))
 		return ok;
