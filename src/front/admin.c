@@ -19,6 +19,7 @@
 #include "config.h"
 
 #include "front/admin.h"
+#include "front/admin_query.h"
 
 #include <errno.h>
 #include <jansson.h>
@@ -44,11 +45,8 @@
 #include "tier/redis_async.h"
 
 #define ADMIN_MAGIC 0x41444d4eu /* "ADMN" */
-#define LIMIT_DEFAULT 100
-#define LIMIT_MAX 1000
 #define ADMIN_CONNECTIONS 64
 
-enum { TIER_MEMORY = 1, TIER_DISK = 2, TIER_REDIS = 4 };
 
 struct strata_admin {
 	uint32_t magic;
@@ -161,11 +159,11 @@ static json_t *tiers_json(unsigned tiers)
 {
 	json_t *a = json_array();
 
-	if (tiers & TIER_MEMORY)
+	if (tiers & STRATA_ADMIN_TIER_MEMORY)
 		json_array_append_new(a, json_string("memory"));
-	if (tiers & TIER_DISK)
+	if (tiers & STRATA_ADMIN_TIER_DISK)
 		json_array_append_new(a, json_string("disk"));
-	if (tiers & TIER_REDIS)
+	if (tiers & STRATA_ADMIN_TIER_REDIS)
 		json_array_append_new(a, json_string("redis"));
 	return a;
 }
@@ -267,15 +265,6 @@ static void add_details(json_t *o, const struct strata_entry *e, bool body)
 
 /* ---- finding entries -------------------------------------------------------------- */
 
-struct filter {
-	const char *prefix;   /* path prefix */
-	const char *path;     /* exact path, any query or variant */
-	const char *tag;
-	const char *route;
-	unsigned tiers;       /* TIER_* wanted; 0: any */
-	const char *after;    /* key text the page starts after; NULL */
-	size_t limit;         /* 0: no limit */
-};
 
 struct cand {
 	struct strata_entry *e;   /* a reference */
@@ -308,7 +297,7 @@ static bool text_after(const struct strata_entry *e, const char *after)
 	return c > 0 || (c == 0 && e->key_len > alen);
 }
 
-static bool matches(const struct filter *f, const struct strata_entry *e)
+static bool matches(const struct strata_admin_filter *f, const struct strata_entry *e)
 {
 	size_t len;
 	const char *p;
@@ -364,7 +353,7 @@ static void cands_free(struct cands *c)
 }
 
 struct walk {
-	const struct filter *f;
+	const struct strata_admin_filter *f;
 	struct cands *out;
 	struct strata_disk *disk;
 	size_t wanted;        /* stop the disk scan after this many */
@@ -376,7 +365,7 @@ static bool mem_walk_cb(struct strata_entry *e, void *arg)
 	struct walk *w = arg;
 
 	if (matches(w->f, e))
-		push(w->out, e, TIER_MEMORY);
+		push(w->out, e, STRATA_ADMIN_TIER_MEMORY);
 	return w->out->rc == 0;
 }
 
@@ -391,7 +380,7 @@ static int disk_walk_cb(void *arg, const char *key_text, size_t key_len,
 	if (strata_disk_peek(w->disk, key, &e) != 0)
 		return 0;
 	if (matches(w->f, e)) {
-		push(w->out, e, TIER_DISK);
+		push(w->out, e, STRATA_ADMIN_TIER_DISK);
 		w->found++;
 	}
 	strata_entry_release(&e);
@@ -424,7 +413,7 @@ static void merge(struct cands *c)
 		if (w > 0 && strata_key_equal(&c->v[w - 1].e->key,
 					      &c->v[r].e->key)) {
 			c->v[w - 1].tiers |= c->v[r].tiers;
-			if (c->v[r].tiers & TIER_MEMORY) {
+			if (c->v[r].tiers & STRATA_ADMIN_TIER_MEMORY) {
 				struct strata_entry *t = c->v[w - 1].e;
 
 				c->v[w - 1].e = c->v[r].e;
@@ -454,7 +443,7 @@ static void mark_redis(struct strata_admin *admin, struct cands *c, size_t n)
 		if (strata_fleet_exists(admin->deps.fleet, keys, n, in) == 0)
 			for (size_t i = 0; i < n; i++)
 				if (in[i])
-					c->v[i].tiers |= TIER_REDIS;
+					c->v[i].tiers |= STRATA_ADMIN_TIER_REDIS;
 	}
 	free(keys);
 	free(in);
@@ -464,7 +453,7 @@ static void mark_redis(struct strata_admin *admin, struct cands *c, size_t n)
  * The entries matching `f`, in key-text order, at most f->limit (0: all)
  * plus one more when there is a next page (*more).
  */
-static int find(struct strata_admin *admin, const struct filter *f,
+static int find(struct strata_admin *admin, const struct strata_admin_filter *f,
 		struct cands *out, bool *more)
 {
 	struct walk w = {.f = f, .out = out, .disk = admin->deps.disk,
@@ -472,10 +461,10 @@ static int find(struct strata_admin *admin, const struct filter *f,
 	size_t keep;
 
 	*more = false;
-	if (f->tiers == 0 || (f->tiers & (TIER_MEMORY | TIER_REDIS)))
+	if (f->tiers == 0 || (f->tiers & (STRATA_ADMIN_TIER_MEMORY | STRATA_ADMIN_TIER_REDIS)))
 		strata_mem_foreach(admin->deps.mem, mem_walk_cb, &w);
 	if (out->rc == 0 && admin->deps.disk != NULL &&
-	    (f->tiers == 0 || (f->tiers & (TIER_DISK | TIER_REDIS))))
+	    (f->tiers == 0 || (f->tiers & (STRATA_ADMIN_TIER_DISK | STRATA_ADMIN_TIER_REDIS))))
 		strata_disk_scan_after(admin->deps.disk, "", f->after, 0,
 				       disk_walk_cb, &w);
 	if (out->rc != 0)
@@ -516,117 +505,29 @@ static const char *arg(struct MHD_Connection *conn, const char *name)
 
 static bool flag(struct MHD_Connection *conn, const char *name)
 {
-	const char *v = arg(conn, name);
-
-	return v != NULL && strcmp(v, "0") != 0 && strcmp(v, "false") != 0;
-}
-
-static int parse_tier(const char *s, unsigned *out)
-{
-	if (s == NULL)
-		*out = 0;
-	else if (strcmp(s, "memory") == 0)
-		*out = TIER_MEMORY;
-	else if (strcmp(s, "disk") == 0)
-		*out = TIER_DISK;
-	else if (strcmp(s, "redis") == 0)
-		*out = TIER_REDIS;
-	else
-		return -EINVAL;
-	return 0;
-}
-
-static char *hex_encode(const char *s, size_t len)
-{
-	static const char digits[] = "0123456789abcdef";
-	char *out = malloc(len * 2 + 1);
-
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < len; i++) {
-		out[2 * i] = digits[(unsigned char)s[i] >> 4];
-		out[2 * i + 1] = digits[(unsigned char)s[i] & 15];
-	}
-	out[len * 2] = '\0';
-	return out;
-}
-
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
-/* Decode a cursor (hex of a key text); NULL when malformed. */
-static char *hex_decode(const char *s)
-{
-	size_t len = strlen(s);
-	char *out;
-
-	if (len % 2 != 0 || len == 0)
-		return NULL;
-	out = malloc(len / 2 + 1);
-	if (out == NULL)
-		return NULL;
-	for (size_t i = 0; i < len / 2; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
-
-		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
-			free(out);
-			return NULL;
-		}
-		out[i] = (char)(hi << 4 | lo);
-	}
-	out[len / 2] = '\0';
-	return out;
+	return strata_admin_flag(arg(conn, name));
 }
 
 /* Fill a filter from the query.  Returns 0 or queues a 400 (*ok). */
-static int read_filter(struct MHD_Connection *conn, struct filter *f,
-		       char **cursor_text, enum MHD_Result *ok)
+static int read_filter(struct MHD_Connection *conn,
+		       struct strata_admin_filter *f, char **cursor_text,
+		       enum MHD_Result *ok)
 {
-	const char *limit = arg(conn, "limit"), *cursor = arg(conn, "cursor");
+	const struct strata_admin_query q = {
+		.prefix = arg(conn, "prefix"), .path = arg(conn, "path"),
+		.tag = arg(conn, "tag"), .route = arg(conn, "route"),
+		.tier = arg(conn, "tier"), .limit = arg(conn, "limit"),
+		.cursor = arg(conn, "cursor"),
+	};
+	const char *why = "out of memory";
+	int rc = strata_admin_filter_parse(&q, f, cursor_text, &why);
 
-	memset(f, 0, sizeof(*f));
-	*cursor_text = NULL;
-	f->prefix = arg(conn, "prefix");
-	f->path = arg(conn, "path");
-	f->tag = arg(conn, "tag");
-	f->route = arg(conn, "route");
-	f->limit = LIMIT_DEFAULT;
-	if (parse_tier(arg(conn, "tier"), &f->tiers) != 0) {
-		*ok = send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
-				 "tier must be memory, disk or redis");
-		return -1;
-	}
-	if (limit != NULL) {
-		char *end;
-		unsigned long n = strtoul(limit, &end, 10);
-
-		if (*end != '\0' || n == 0 || n > LIMIT_MAX) {
-			*ok = send_error(conn, MHD_HTTP_BAD_REQUEST,
-					 "bad_request",
-					 "limit must be 1 to 1000");
-			return -1;
-		}
-		f->limit = n;
-	}
-	if (cursor != NULL) {
-		*cursor_text = hex_decode(cursor);
-		if (*cursor_text == NULL) {
-			*ok = send_error(conn, MHD_HTTP_BAD_REQUEST,
-					 "bad_request",
-					 "cursor is not one this server gave");
-			return -1;
-		}
-		f->after = *cursor_text;
-	}
-	return 0;
+	if (rc == 0)
+		return 0;
+	*ok = send_error(conn, rc == -EINVAL ? MHD_HTTP_BAD_REQUEST
+					     : MHD_HTTP_INTERNAL_SERVER_ERROR,
+			 rc == -EINVAL ? "bad_request" : "internal", why);
+	return -1;
 }
 
 /* ---- endpoints ----------------------------------------------------------------------- */
@@ -634,7 +535,7 @@ static int read_filter(struct MHD_Connection *conn, struct filter *f,
 static enum MHD_Result list_keys(struct strata_admin *admin,
 				 struct MHD_Connection *conn)
 {
-	struct filter f;
+	struct strata_admin_filter f;
 	struct cands c = {0};
 	char *cursor_text = NULL, *next = NULL;
 	enum MHD_Result ok = MHD_NO;
@@ -654,7 +555,7 @@ static enum MHD_Result list_keys(struct strata_admin *admin,
 		json_array_append_new(keys, entry_json(c.v[i].e, c.v[i].tiers,
 						       now));
 	if (more && c.n > 0)
-		next = hex_encode(c.v[c.n - 1].e->key_text,
+		next = strata_admin_cursor_encode(c.v[c.n - 1].e->key_text,
 				  c.v[c.n - 1].e->key_len);
 	ok = send_json(conn, MHD_HTTP_OK,
 		       json_pack("{s:o, s:o}", "keys", keys, "next_cursor",
@@ -675,10 +576,10 @@ static int find_hash(struct strata_admin *admin, const struct strata_key *key,
 
 	*tiers = 0;
 	if (strata_mem_peek(admin->deps.mem, key, out) == 0)
-		*tiers |= TIER_MEMORY;
+		*tiers |= STRATA_ADMIN_TIER_MEMORY;
 	if (admin->deps.disk != NULL &&
 	    strata_disk_peek(admin->deps.disk, key, &d) == 0) {
-		*tiers |= TIER_DISK;
+		*tiers |= STRATA_ADMIN_TIER_DISK;
 		if (*out == NULL)
 			*out = d;
 		else
@@ -689,7 +590,7 @@ static int find_hash(struct strata_admin *admin, const struct strata_key *key,
 
 		if (strata_fleet_exists(admin->deps.fleet, key, 1, &in) == 0 &&
 		    in)
-			*tiers |= TIER_REDIS;
+			*tiers |= STRATA_ADMIN_TIER_REDIS;
 	}
 	return *out != NULL ? 0 : STRATA_EMISS;
 }
@@ -725,7 +626,7 @@ static json_t *result_json(const struct strata_purge_result *r,
 
 /* A dry run: what a purge matching `f` would remove here. */
 static enum MHD_Result dry_run(struct strata_admin *admin,
-			       struct MHD_Connection *conn, struct filter *f)
+			       struct MHD_Connection *conn, struct strata_admin_filter *f)
 {
 	struct cands c = {0};
 	json_t *entries = json_array();
@@ -757,7 +658,7 @@ static enum MHD_Result dry_run(struct strata_admin *admin,
 }
 
 /* Distinct local entries a purge is about to remove (for "purged"). */
-static size_t count_local(struct strata_admin *admin, struct filter *f)
+static size_t count_local(struct strata_admin *admin, struct strata_admin_filter *f)
 {
 	struct cands c = {0};
 	bool more;
@@ -811,7 +712,7 @@ static enum MHD_Result purge_one(struct strata_admin *admin,
 				  "unavailable", strata_strerror(rc));
 	/* Local tiers found by peeking (a disk removal is not counted by
 	 * the purge); Redis by its own count. */
-	if (tiers & TIER_DISK)
+	if (tiers & STRATA_ADMIN_TIER_DISK)
 		r.disk = 1;
 	return send_json(conn, MHD_HTTP_OK,
 			 result_json(&r, tiers != 0 || r.redis > 0 ? 1 : 0));
@@ -821,7 +722,7 @@ static enum MHD_Result purge_many(struct strata_admin *admin,
 				  struct MHD_Connection *conn)
 {
 	struct strata_purge_result r = {0};
-	struct filter f = {0};
+	struct strata_admin_filter f = {0};
 	const char *kind, *value;
 	uint64_t local, purged;
 	int rc, given = 0;
@@ -868,17 +769,17 @@ static enum MHD_Result flush(struct strata_admin *admin,
 	unsigned tier;
 	int rc = 0;
 
-	if (parse_tier(arg(conn, "tier"), &tier) != 0)
+	if (strata_admin_tier_parse(arg(conn, "tier"), &tier) != 0)
 		return send_error(conn, MHD_HTTP_BAD_REQUEST, "bad_request",
 				  "tier must be memory, disk or redis");
 	switch (tier) {
 	case 0: /* everything, on every replica */
 		rc = admin->deps.purge(admin->deps.ctx, "all", "", &r);
 		break;
-	case TIER_MEMORY:
+	case STRATA_ADMIN_TIER_MEMORY:
 		r.memory = strata_mem_clear(admin->deps.mem);
 		break;
-	case TIER_DISK:
+	case STRATA_ADMIN_TIER_DISK:
 		if (admin->deps.disk != NULL) {
 			struct strata_disk_stats st;
 
@@ -889,7 +790,7 @@ static enum MHD_Result flush(struct strata_admin *admin,
 			r.disk = st.entries;
 		}
 		break;
-	case TIER_REDIS:
+	case STRATA_ADMIN_TIER_REDIS:
 		if (admin->deps.fleet != NULL)
 			rc = strata_fleet_delete(admin->deps.fleet, &all,
 						 &r.redis);
