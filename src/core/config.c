@@ -2213,6 +2213,45 @@ static void diag_discard_cb(struct fy_diag *diag, void *user, const char *buf,
 	(void)len;
 }
 
+/*
+ * The line of the first byte that is not well-formed UTF-8 (RFC 3629:
+ * no overlong forms, no surrogates, nothing past U+10FFFF), or 0 when
+ * the text is valid.  A YAML stream is Unicode, and libfyaml 0.8 can
+ * loop forever on some invalid bytes (a "%" directive followed by 0xff,
+ * found by tests/fuzz), so the text is checked before it sees it.
+ */
+static unsigned invalid_utf8_line(const char *text)
+{
+	const unsigned char *p = (const unsigned char *)text;
+	unsigned line = 1;
+
+	while (*p != '\0') {
+		unsigned need, cp, min;
+
+		if (*p < 0x80) {
+			line += *p++ == '\n';
+			continue;
+		}
+		if (*p >= 0xc2 && *p <= 0xdf) {
+			need = 1, cp = *p & 0x1f, min = 0x80;
+		} else if (*p >= 0xe0 && *p <= 0xef) {
+			need = 2, cp = *p & 0x0f, min = 0x800;
+		} else if (*p >= 0xf0 && *p <= 0xf4) {
+			need = 3, cp = *p & 0x07, min = 0x10000;
+		} else {
+			return line;
+		}
+		for (p++; need > 0; need--, p++) {
+			if ((*p & 0xc0) != 0x80)
+				return line;
+			cp = cp << 6 | (*p & 0x3f);
+		}
+		if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+			return line;
+	}
+	return 0;
+}
+
 int strata_config_load_string(struct strata_config *cfg, const char *yaml,
 			      const char *name, char *err, size_t errlen)
 {
@@ -2227,7 +2266,15 @@ int strata_config_load_string(struct strata_config *cfg, const char *yaml,
 		.flags = FYPCF_QUIET | FYPCF_ALLOW_DUPLICATE_KEYS,
 	};
 	int rc = -ENOMEM;
+	unsigned bad_line = invalid_utf8_line(yaml);
 
+	if (bad_line != 0) {
+		snprintf(err, errlen,
+			 "%s:%u: not valid UTF-8 (a YAML file is text in "
+			 "UTF-8; check the file's encoding)",
+			 ld.name, bad_line);
+		return STRATA_ECONFIG;
+	}
 	fy_diag_cfg_default(&diag_cfg);
 	diag_cfg.fp = NULL;
 	diag_cfg.output_fn = diag_discard_cb;

@@ -1958,3 +1958,28 @@ Test(config, route_http_caching_option_errors)
 			    "    keeps: 1h\n"),
 		   "keep");
 }
+
+Test(config, text_that_is_not_utf8_is_refused_with_its_line)
+{
+	/* "%" and 0xff made libfyaml 0.8 loop forever (tests/fuzz). */
+	static const char *const bad[] = {
+		"%\xff\n", "listen: 127.0.0.1:80\n# caf\xe9\n",
+		"a: \xed\xa0\x80\n", "a: \xc0\xaf\n", "a: \xf4\x90\x80\x80\n",
+	};
+	static const unsigned lines[] = {1, 2, 1, 1, 1};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct strata_config *cfg = strata_config_new();
+		char err[STRATA_CONFIG_ERRLEN], where[32];
+
+		cr_assert_not_null(cfg);
+		cr_expect_eq(strata_config_load_string(cfg, bad[i], "t.yaml",
+						       err, sizeof(err)),
+			     STRATA_ECONFIG, "[%zu] accepted", i);
+		snprintf(where, sizeof(where), "t.yaml:%u: not valid UTF-8",
+			 lines[i]);
+		cr_expect(strncmp(err, where, strlen(where)) == 0, "[%zu] %s",
+			  i, err);
+		strata_config_free(&cfg);
+	}
+}
