@@ -29,7 +29,8 @@
 # (min, max).  The exit status is 1 when any request failed, memory drifted
 # by more than 5% after warm-up, or descriptors grew.
 #
-# Environment (defaults): DURATION=600 CALIBRATE=10 RATE_PCT=80 KEYS=1000
+# Environment (defaults): MEMORY=16MiB DISK_SIZE=32MiB (the tiers, small
+# enough to be full, and evicting, after warm-up) DURATION=600 CALIBRATE=10 RATE_PCT=80 KEYS=1000
 # CONNS=50 (calibration) PACE_MS=10 (soak: connections = rate x PACE_MS) PURGE_PCT=1 RELOAD_EVERY=60 SAMPLE=10 WARMUP=60 WORKERS=2
 # STRATA_BIN=./strata BASE_PORT=18400.
 set -euo pipefail
@@ -49,6 +50,10 @@ WARMUP=${WARMUP:-60}
 WORKERS=${WORKERS:-2}
 STRATA_BIN=${STRATA_BIN:-./strata}
 WRK_THREADS=${WRK_THREADS:-1}
+# Small tiers, so that the misses' new entries fill them during warm-up
+# and memory is then at its steady state (evicting), not still growing.
+MEMORY=${MEMORY:-16MiB}
+DISK_SIZE=${DISK_SIZE:-32MiB}
 
 need wrk curl python3
 [ -x "$STRATA_BIN" ] || die "$STRATA_BIN not found: build first (make)"
@@ -78,9 +83,10 @@ admin:
 upstream:
   url: http://127.0.0.1:$origin_port
 cache:
-  memory: 256MiB
+  memory: $MEMORY
   disk:
     path: $tmp/disk
+    size: $DISK_SIZE
 routes:
   - path: /k/*
     ttl: $1
@@ -283,4 +289,7 @@ awk -v d="$drift" 'BEGIN { exit (d > 5 || d < -5) }' || status=1
 ((fd_last <= fd_first + 4)) || status=1
 ((refused == 0)) || status=1
 case $purges in *failed=0) ;; *) status=1 ;; esac
+if [ -n "${KEEP_LOG:-}" ]; then
+	cp "$tmp/strata.log" "$KEEP_LOG"
+fi
 exit "$status"

@@ -2252,6 +2252,37 @@ static unsigned invalid_utf8_line(const char *text)
 	return 0;
 }
 
+/*
+ * The line of the first explicit key indicator ("? " at the start of a
+ * block node, or after "{", "[" or "," in flow style), or 0.  No Strata
+ * setting needs one, and libfyaml 0.7.12 crashes on some of them
+ * ("? d:<tab>-", found by tests/fuzz), so they are refused before it
+ * sees the text.
+ */
+static unsigned explicit_key_line(const char *text)
+{
+	unsigned line = 1;
+	char prev = '\n';  /* the last character that is not a blank */
+
+	for (const char *p = text; *p != '\0'; p++) {
+		if (*p == '\n') {
+			line++;
+			prev = '\n';
+			continue;
+		}
+		if (*p == ' ' || *p == '\t')
+			continue;
+		if (*p == '?' && (p[1] == ' ' || p[1] == '\t' ||
+				  p[1] == '\n' || p[1] == '\r' ||
+				  p[1] == '\0') &&
+		    (prev == '\n' || prev == '-' || prev == '{' ||
+		     prev == '[' || prev == ','))
+			return line;
+		prev = *p;
+	}
+	return 0;
+}
+
 int strata_config_load_string(struct strata_config *cfg, const char *yaml,
 			      const char *name, char *err, size_t errlen)
 {
@@ -2272,6 +2303,14 @@ int strata_config_load_string(struct strata_config *cfg, const char *yaml,
 		snprintf(err, errlen,
 			 "%s:%u: not valid UTF-8 (a YAML file is text in "
 			 "UTF-8; check the file's encoding)",
+			 ld.name, bad_line);
+		return STRATA_ECONFIG;
+	}
+	bad_line = explicit_key_line(yaml);
+	if (bad_line != 0) {
+		snprintf(err, errlen,
+			 "%s:%u: an explicit key (\"? \") is not supported "
+			 "(write the key on its line as `key: value`)",
 			 ld.name, bad_line);
 		return STRATA_ECONFIG;
 	}

@@ -490,7 +490,11 @@ Test(config, wrong_types)
 	expect_has(load_err("routes:\n  - path: [/a]\n    ttl: 1s\n"),
 		   "strata.yaml:2: routes[0].path: expected a scalar, not a "
 		   "sequence");
-	expect_has(load_err("? [a]\n: b\n"), "keys must be plain names");
+	expect_has(load_err("[a]: b\n"), "keys must be plain names");
+	/* An explicit key is refused before parsing (libfyaml 0.7.12
+	 * crashes on some): see explicit_keys_are_refused_with_their_line. */
+	expect_has(load_err("? [a]\n: b\n"),
+		   "strata.yaml:1: an explicit key");
 }
 
 Test(config, bad_addresses_at_load)
@@ -1980,6 +1984,45 @@ Test(config, text_that_is_not_utf8_is_refused_with_its_line)
 			 lines[i]);
 		cr_expect(strncmp(err, where, strlen(where)) == 0, "[%zu] %s",
 			  i, err);
+		strata_config_free(&cfg);
+	}
+}
+
+Test(config, explicit_keys_are_refused_with_their_line)
+{
+	/* "? d:<tab>-" crashed libfyaml 0.7.12 (tests/fuzz). */
+	static const char *const bad[] = {
+		"? d:\t-", "listen: 127.0.0.1:80\n? x\n: y\n",
+		"routes:\n  - ? a\n", "a: {? b: c}\n",
+	};
+	static const unsigned lines[] = {1, 2, 2, 1};
+	static const char *const fine[] = {
+		"routes:\n  - path: /a\n    name: 'what? this'\n    ttl: 1s\n",
+		"routes: [{path: /q, ttl: 1s}]\n", "# what? nothing\n",
+	};
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct strata_config *cfg = strata_config_new();
+		char err[STRATA_CONFIG_ERRLEN], where[48];
+
+		cr_assert_not_null(cfg);
+		cr_expect_eq(strata_config_load_string(cfg, bad[i], "t.yaml",
+						       err, sizeof(err)),
+			     STRATA_ECONFIG, "[%zu] accepted", i);
+		snprintf(where, sizeof(where), "t.yaml:%u: an explicit key",
+			 lines[i]);
+		cr_expect(strncmp(err, where, strlen(where)) == 0, "[%zu] %s",
+			  i, err);
+		strata_config_free(&cfg);
+	}
+	for (size_t i = 0; i < sizeof(fine) / sizeof(fine[0]); i++) {
+		struct strata_config *cfg = strata_config_new();
+		char err[STRATA_CONFIG_ERRLEN];
+
+		cr_assert_not_null(cfg);
+		cr_expect_eq(strata_config_load_string(cfg, fine[i], "t.yaml",
+						       err, sizeof(err)),
+			     0, "[%zu] %s", i, err);
 		strata_config_free(&cfg);
 	}
 }
