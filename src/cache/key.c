@@ -308,7 +308,7 @@ void strata_key_hex(const struct strata_key *key,
 	hex[STRATA_KEY_HEX_LEN] = '\0';
 }
 
-static int hex_digit(char c)
+int strata_hex_digit(char c)
 {
 	if (c >= '0' && c <= '9')
 		return c - '0';
@@ -327,8 +327,8 @@ int strata_key_from_hex(const char *hex, struct strata_key *out)
 		return -EINVAL;
 	for (size_t i = 0; i < STRATA_KEY_HASH_LEN; i++) {
 		/* hi fails on the NUL of a short string, so lo is in bounds. */
-		int hi = hex_digit(hex[2 * i]);
-		int lo = hi < 0 ? -1 : hex_digit(hex[2 * i + 1]);
+		int hi = strata_hex_digit(hex[2 * i]);
+		int lo = hi < 0 ? -1 : strata_hex_digit(hex[2 * i + 1]);
 
 		if (lo < 0)
 			return -EINVAL;

@@ -115,6 +115,9 @@ void strata_key_hash(const char *text, size_t len, struct strata_key *out);
 void strata_key_hex(const struct strata_key *key,
 		    char hex[STRATA_KEY_HEX_LEN + 1]);
 
+/* The value of a hex digit (either case), or -1. */
+int strata_hex_digit(char c);
+
 /* Parse exactly 32 hex digits (either case) followed by the end of the
  * string.  Returns 0 or -EINVAL (*out is then untouched). */
 int strata_key_from_hex(const char *hex, struct strata_key *out);

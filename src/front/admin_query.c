@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "cache/key.h"
+
 int strata_admin_tier_parse(const char *s, unsigned *out)
 {
 	if (s == NULL)
@@ -44,17 +46,6 @@ char *strata_admin_cursor_encode(const char *s, size_t len)
 	return out;
 }
 
-static int hexval(char c)
-{
-	if (c >= '0' && c <= '9')
-		return c - '0';
-	if (c >= 'a' && c <= 'f')
-		return c - 'a' + 10;
-	if (c >= 'A' && c <= 'F')
-		return c - 'A' + 10;
-	return -1;
-}
-
 char *strata_admin_cursor_decode(const char *s)
 {
 	size_t len = strlen(s);
@@ -66,7 +57,8 @@ char *strata_admin_cursor_decode(const char *s)
 	if (out == NULL)
 		return NULL;
 	for (size_t i = 0; i < len / 2; i++) {
-		int hi = hexval(s[2 * i]), lo = hexval(s[2 * i + 1]);
+		int hi = strata_hex_digit(s[2 * i]),
+		    lo = strata_hex_digit(s[2 * i + 1]);
 
 		if (hi < 0 || lo < 0 || (hi == 0 && lo == 0)) {
 			free(out);
