@@ -261,14 +261,54 @@ static bool is_hit(const struct answer *a)
 	return strncmp(a->cache_status, "strata; hit", 11) == 0;
 }
 
+/* Whether some replica reports the entry for `path` in Redis (the
+ * admin's explain), that is, whether the fleet can see it. */
+static bool in_redis(const char *path)
+{
+	for (unsigned i = 0; i < REPLICAS; i++) {
+		char target[256], url[512];
+		struct client_response r;
+		json_t *doc, *tiers, *t;
+		size_t k;
+		bool found = false;
+
+		snprintf(target, sizeof(target), "/admin/explain?url=%s", path);
+		proc_admin_url(replica[i], target, url, sizeof(url));
+		if (client_request("GET", url, NULL, NULL, 0, &r) != 200) {
+			client_response_free(&r);
+			continue;
+		}
+		doc = json_loadb(r.body, r.body_len, 0, NULL);
+		client_response_free(&r);
+		tiers = json_object_get(json_object_get(doc, "entry"), "tiers");
+		json_array_foreach(tiers, k, t)
+			found = found || strcmp(json_string_value(t),
+						"redis") == 0;
+		json_decref(doc);
+		if (found)
+			return true;
+	}
+	return false;
+}
+
 Test(cluster, a_response_fetched_through_nginx_is_a_hit_on_every_replica)
 {
 	struct answer first, a;
+	bool shared = false;
 
 	get(nginx, "/slow", &first);
 	cr_assert_eq(first.status, 200);
 	cr_assert_str_eq(first.cache_status, "strata; fwd=miss; stored");
 	cr_assert_neq(first.computed_at[0], '\0');
+	/* Redis is written behind the answer: "afterwards" is once the
+	 * entry is there (a request before that waits on the fill's lock
+	 * and is answered "collapsed" from Redis, also without the app). */
+	for (int t = 0; t < 100 && !shared; t++) {
+		shared = in_redis("/slow");
+		if (!shared)
+			usleep((useconds_t)proc_scaled_ms(20) * 1000);
+	}
+	cr_assert(shared, "the entry never reached Redis");
 	for (unsigned i = 0; i < REPLICAS; i++) {
 		get(replica[i], "/slow", &a);
 		cr_assert_eq(a.status, 200);
