@@ -2461,8 +2461,9 @@ static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 		return refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
 				      "request target must be a path, or a "
 				      "URL of the Host it is sent to\n");
-	/* The head is in; the body (if any) has client_timeout from now. */
-	strata_guard_arm(front->guard, rq->slot);
+	/* The head is in; the body (if any) has client_timeout from about
+	 * now (the request line's arrival: no clock read on the hit path). */
+	strata_guard_arm(front->guard, rq->slot, rq->start_us / 1000);
 	path_len = strcspn(rq->target, "?");
 	rq->route = strata_route_match(rq->live->routes, rq->target, path_len);
 	classify(front, rq, conn, method);
@@ -2605,6 +2606,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	struct strata_front *front = cls;
 	struct request *rq = *req_cls;
 	struct strata_access line;
+	uint64_t now_us;
 
 	(void)conn;
 	(void)toe;
@@ -2625,18 +2627,20 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 		strata_exchange_abandon(&rq->ex);
 	}
 	fetch_ended(front, rq, 0, STRATA_ECANCELED); /* a client gone */
+	/* One clock read for the metrics, the access line and the next
+	 * request's deadline. */
+	now_us = strata_now_us();
 	if (front->metrics != NULL && rq->method[0] != '\0')
 		strata_metrics_request(front->metrics, route_index(rq),
 				       strata_method_bit(rq->method),
-				       cache_result(rq),
-				       strata_now_us() - rq->start_us);
+				       cache_result(rq), now_us - rq->start_us);
 	line = (struct strata_access){
 		.client = strata_log_access_enabled() ? client_of(rq) : NULL,
 		.method = rq->method[0] ? rq->method : NULL,
 		.target = rq->target,
 		.status = rq->status,
 		.bytes = rq->bytes,
-		.duration_us = strata_now_us() - rq->start_us,
+		.duration_us = now_us - rq->start_us,
 		.cache_status = rq->cache_status,
 		.protocol = rq->protocol[0] ? rq->protocol : NULL,
 		.tier = rq->tier,
@@ -2652,7 +2656,7 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 	}
 	strata_log_access(&line);
 	/* The next request's head has client_timeout from now. */
-	strata_guard_arm(front->guard, rq->slot);
+	strata_guard_arm(front->guard, rq->slot, now_us / 1000);
 	strata_live_release(&rq->live);
 	rq->magic = 0;
 	strata_entry_release(&rq->entry);

@@ -155,11 +155,11 @@ void strata_guard_remove(struct strata_guard *g, struct strata_guard_slot *s)
 	free(s);
 }
 
-void strata_guard_arm(struct strata_guard *g, struct strata_guard_slot *s)
+void strata_guard_arm(struct strata_guard *g, struct strata_guard_slot *s,
+		      uint64_t now)
 {
 	if (s != NULL)
-		atomic_store_explicit(&s->deadline_ms,
-				      now_ms() + g->timeout_ms,
+		atomic_store_explicit(&s->deadline_ms, now + g->timeout_ms,
 				      memory_order_relaxed);
 }
 

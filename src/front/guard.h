@@ -47,9 +47,11 @@ struct strata_guard_slot *strata_guard_add(struct strata_guard *g, int fd);
 /* The connection closed (before its descriptor is).  Accepts NULL. */
 void strata_guard_remove(struct strata_guard *g, struct strata_guard_slot *s);
 
-/* Start the clock for what the client sends next (a head, a body).
- * Accepts NULL.  No lock. */
-void strata_guard_arm(struct strata_guard *g, struct strata_guard_slot *s);
+/* Start the clock for what the client sends next (a head, a body), at
+ * `now_ms` (CLOCK_MONOTONIC, as strata_now_us() / 1000: the caller has
+ * usually read it already).  Accepts NULL.  No lock. */
+void strata_guard_arm(struct strata_guard *g, struct strata_guard_slot *s,
+		      uint64_t now_ms);
 
 /* Stop it: the request is Strata's now.  Accepts NULL.  No lock. */
 void strata_guard_disarm(struct strata_guard_slot *s);
