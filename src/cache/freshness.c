@@ -29,6 +29,8 @@
 #include <errno.h>
 #include <string.h>
 
+#include "core/http.h"
+
 #define MS_PER_S 1000LL
 #define S_PER_DAY 86400LL
 #define MS_PER_DAY (S_PER_DAY * MS_PER_S)
@@ -59,14 +61,6 @@ static bool ieq(const char *a, const char *b, size_t n)
 			return false;
 	}
 	return true;
-}
-
-/* RFC 9110 section 5.6.2: tchar. */
-static bool is_tchar(char c)
-{
-	if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || is_digit(c))
-		return true;
-	return c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL;
 }
 
 static const char *skip_ows(const char *p)
@@ -535,7 +529,7 @@ static bool cc_walk(const char *p, cc_apply_fn *apply, void *out)
 		if (*p == '\0')
 			break;
 		it.name = p;
-		while (is_tchar(*p))
+		while (strata_http_is_tchar((unsigned char)*p))
 			p++;
 		it.name_len = (size_t)(p - it.name);
 		if (it.name_len == 0) {
@@ -565,7 +559,7 @@ static bool cc_walk(const char *p, cc_apply_fn *apply, void *out)
 				}
 			} else {
 				it.arg = p;
-				while (is_tchar(*p))
+				while (strata_http_is_tchar((unsigned char)*p))
 					p++;
 				it.arg_len = (size_t)(p - it.arg);
 				if (it.arg_len == 0)

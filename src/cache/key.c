@@ -24,6 +24,7 @@
 
 #include <xxhash.h>
 
+#include "core/http.h"
 #include "core/log.h"
 #include "strata/config.h"
 
@@ -77,24 +78,6 @@ static void put_lower(struct sink *s, const char *p)
 }
 
 /* --- validation ----------------------------------------------------------- */
-
-/* RFC 9110 tchar. */
-static bool is_tchar(unsigned char c)
-{
-	return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') ||
-	       (c >= 'A' && c <= 'Z') || (c && strchr("!#$%&'*+-.^_`|~", c));
-}
-
-static bool is_token(const char *s)
-{
-	if (!s || !*s)
-		return false;
-	for (; *s; s++) {
-		if (!is_tchar((unsigned char)*s))
-			return false;
-	}
-	return true;
-}
 
 /*
  * Origin-form, loosely: "/" first, then no space, control byte or "#".
@@ -266,7 +249,7 @@ int strata_key_text(const struct strata_key_rule *rule, const char *method,
 
 	STRATA_ASSERT(!rule || rule->n_vary == 0 || header);
 	STRATA_ASSERT(buf || cap == 0);
-	if (!is_token(method) || !is_origin_form(target))
+	if (!strata_http_is_token(method) || !is_origin_form(target))
 		return -EINVAL;
 	rc = put_request_line(&s, rule, method, target);
 	if (rc == 0 && rule)

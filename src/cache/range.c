@@ -36,6 +36,7 @@
 #include <string.h>
 #include <strings.h>
 
+#include "core/http.h"
 #include "core/log.h"
 
 static const char *skip_ows(const char *p)
@@ -43,14 +44,6 @@ static const char *skip_ows(const char *p)
 	while (*p == ' ' || *p == '\t')
 		p++;
 	return p;
-}
-
-/* tchar (RFC 9110 section 5.6.2). */
-static bool is_tchar(unsigned char c)
-{
-	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
-	       (c >= '0' && c <= '9') ||
-	       (c != '\0' && strchr("!#$%&'*+-.^_`|~", c) != NULL);
 }
 
 /* 1*DIGIT, saturating at UINT64_MAX rather than overflowing (section
@@ -218,7 +211,7 @@ void strata_range_parse(const char *range, uint64_t length,
 
 	/* ranges-specifier = range-unit "=" range-set */
 	p = unit = skip_ows(range);
-	while (is_tchar((unsigned char)*p))
+	while (strata_http_is_tchar((unsigned char)*p))
 		p++;
 	if (p == unit || *p != '=')
 		reason = STRATA_RANGE_SYNTAX;

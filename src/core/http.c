@@ -270,3 +270,14 @@ bool strata_http_cc_has(const char *cache_control, const char *directive)
 	}
 	return false;
 }
+
+bool strata_http_is_token(const char *s)
+{
+	const char *p = s;
+
+	if (s == NULL)
+		return false;
+	while (strata_http_is_tchar((unsigned char)*p))
+		p++;
+	return p != s && *p == '\0';
+}

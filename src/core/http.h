@@ -73,6 +73,23 @@ void strata_headers_clear(struct strata_headers *h);
 bool strata_http_is_hop_by_hop(const char *name, const char *connection);
 
 /*
+ * Whether c is a tchar, a character of a token (RFC 9110 section 5.6.2):
+ * DIGIT, ALPHA or one of !#$%&'*+-.^_`|~.  Inline: header names are
+ * checked with it on every request.
+ */
+static inline bool strata_http_is_tchar(unsigned char c)
+{
+	/* Bit c (c < 64) or c - 64 of the set. */
+	static const unsigned long long low = 0x3ff6cfa00000000ULL;
+	static const unsigned long long high = 0x57ffffffc7fffffeULL;
+
+	return c < 64 ? (low >> c) & 1 : c < 128 && ((high >> (c - 64)) & 1);
+}
+
+/* Whether s (NUL-terminated) is a token: one or more tchars.  NULL: no. */
+bool strata_http_is_token(const char *s);
+
+/*
  * Whether the comma-separated `list` contains `token`, ignoring case and
  * optional whitespace.  NULL list: false.
  */

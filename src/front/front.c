@@ -35,6 +35,7 @@
 #include <pthread.h>
 #include <stddef.h>
 #include <stdatomic.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -2278,7 +2279,22 @@ struct framing {
 	const char *host_value;
 	bool te_other;             /* a coding other than chunked */
 	bool te_chunked_last;      /* the last coding is chunked */
+	bool bad_line;             /* a field line that is not name: value */
 };
+
+/*
+ * Whether a field line as libmicrohttpd gave it was "token: value".  It
+ * does not check names, and 0.9.75 appends an obs-fold continuation line
+ * (RFC 9112 section 5.2) to the *name*, copied into a block allocated
+ * after the read buffer that holds every value: a folded name is then
+ * either not a token or stored after its value, which a line never is.
+ * Whitespace before the colon leaves it in the name.
+ */
+static bool field_line_valid(const char *name, const char *value)
+{
+	return strata_http_is_token(name) &&
+	       (value == NULL || (uintptr_t)name < (uintptr_t)value);
+}
 
 static enum MHD_Result framing_cb(void *cls, enum MHD_ValueKind kind,
 				  const char *name, const char *value)
@@ -2330,6 +2346,8 @@ static enum MHD_Result trace_cb(void *cls, enum MHD_ValueKind kind,
 	struct trace_scan *t = cls;
 
 	(void)kind;
+	if (!field_line_valid(name, value))
+		t->framing->bad_line = true;
 	if (value == NULL)
 		return MHD_YES;
 	if (strcasecmp(name, "traceparent") == 0) {
@@ -2384,7 +2402,12 @@ static void read_trace(struct request *rq, struct MHD_Connection *conn,
 static bool framing_refused(struct MHD_Connection *conn, struct request *rq,
 			    const struct framing *f, enum MHD_Result *ok)
 {
-	if (f->transfer_encoding > 0 && f->content_length > 0)
+	if (f->bad_line)
+		*ok = refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
+				     "malformed header line (a name that is "
+				     "not a token, or obsolete line "
+				     "folding)\n");
+	else if (f->transfer_encoding > 0 && f->content_length > 0)
 		*ok = refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
 				     "both Content-Length and "
 				     "Transfer-Encoding\n");
