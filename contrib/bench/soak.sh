@@ -8,14 +8,19 @@
 #
 # What runs (all on loopback, every process started here and stopped on
 # exit, by PID):
-#   - an origin answering every request at once (slow_origin.py --delay 0);
+#   - an origin answering every request at once with BODY bytes
+#     (bare_mhd.c, built here: a Python origin would take the CPU the
+#     misses need);
 #   - strata with the memory and disk tiers, one route /k/* with a 60s TTL,
 #     and its configuration in a file it re-reads on SIGHUP;
 #   - a calibration run: wrk at full speed on cached keys for CALIBRATE
 #     seconds gives the peak hit rate;
 #   - the soak: wrk at RATE_PCT% of that peak (a fixed rate, paced by
 #     soak.lua's delay()), 95% hits on a hot set of KEYS keys and 5% misses
-#     on keys never asked before;
+#     on keys never asked before.  Each connection waits PACE_MS after each
+#     answer, so the rate also depends on latency: up to PILOTS runs of
+#     PILOT seconds measure the rate a number of connections gives, and
+#     scale it by target / measured (at most 4x) until within 5%;
 #   - purges: DELETE /admin/keys?path=/k/N on the admin port, for PURGE_PCT%
 #     of the request rate, each on a random hot key (which the next request
 #     for it fetches again);
@@ -30,9 +35,11 @@
 # by more than 5% after warm-up, or descriptors grew.
 #
 # Environment (defaults): MEMORY=16MiB DISK_SIZE=32MiB (the tiers, small
-# enough to be full, and evicting, after warm-up) DURATION=600 CALIBRATE=10 RATE_PCT=80 KEYS=1000
-# CONNS=50 (calibration) PACE_MS=10 (soak: connections = rate x PACE_MS) PURGE_PCT=1 RELOAD_EVERY=60 SAMPLE=10 WARMUP=60 WORKERS=2
-# STRATA_BIN=./strata BASE_PORT=18400.
+# enough to be full, and evicting, after warm-up) DURATION=600 CALIBRATE=10
+# PILOT=5 PILOTS=3 RATE_PCT=80 KEYS=1000 BODY=1024 CONNS=50 (calibration)
+# PACE_MS=2 PURGE_PCT=1 RELOAD_EVERY=60 SAMPLE=10 WARMUP=60 WORKERS=2
+# WRK_THREADS=2 STRATA_BIN=./strata BASE_PORT=18400 KEEP_LOG (a path: keep
+# strata's log there, and its /metrics at the end in KEEP_LOG.metrics).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 # shellcheck source-path=SCRIPTDIR source=lib.sh
@@ -40,6 +47,9 @@ cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-600}
 CALIBRATE=${CALIBRATE:-10}
+PILOT=${PILOT:-5}
+PILOTS=${PILOTS:-3}
+BODY=${BODY:-1024}
 RATE_PCT=${RATE_PCT:-80}
 KEYS=${KEYS:-1000}
 CONNS=${CONNS:-50}
@@ -49,25 +59,29 @@ SAMPLE=${SAMPLE:-10}
 WARMUP=${WARMUP:-60}
 WORKERS=${WORKERS:-2}
 STRATA_BIN=${STRATA_BIN:-./strata}
-WRK_THREADS=${WRK_THREADS:-1}
+WRK_THREADS=${WRK_THREADS:-2}
 # Small tiers, so that the misses' new entries fill them during warm-up
 # and memory is then at its steady state (evicting), not still growing.
 MEMORY=${MEMORY:-16MiB}
 DISK_SIZE=${DISK_SIZE:-32MiB}
 
-need wrk curl python3
+need wrk curl python3 cc pkg-config
 [ -x "$STRATA_BIN" ] || die "$STRATA_BIN not found: build first (make)"
 ((DURATION > WARMUP + 2 * SAMPLE)) ||
 	die "DURATION must exceed WARMUP + 2 x SAMPLE"
+pkg-config --exists libmicrohttpd ||
+	die "libmicrohttpd not found by pkg-config (apt-get install -y libmicrohttpd-dev)"
 make_tmp
+read -r -a mhd_flags <<<"$(pkg-config --cflags --libs libmicrohttpd)"
+cc -O2 -Wall -o "$tmp/bare_mhd" contrib/bench/bare_mhd.c "${mhd_flags[@]}" ||
+	die "cannot build contrib/bench/bare_mhd.c"
 
 origin_port='' strata_port='' admin_port=''
 alloc_port origin_port
 alloc_port strata_port
 alloc_port admin_port
 
-python3 contrib/bench/slow_origin.py --port "$origin_port" --delay 0 \
-	>"$tmp/origin.log" 2>&1 &
+"$tmp/bare_mhd" "$origin_port" "$BODY" 1 >"$tmp/origin.log" 2>&1 &
 started+=($!)
 origin_pid=$!
 
@@ -149,12 +163,28 @@ if [ -z "$peak" ] || ((peak <= 0)); then
 fi
 rate=$((peak * RATE_PCT / 100))
 # Each connection waits PACE_MS between requests, so the rate is set by
-# the number of connections (latency, well under a millisecond at these
-# rates, adds a little on top).
-pace_ms=${PACE_MS:-10}
+# the number of connections, and by latency on top: first as if latency
+# were nothing, then corrected by a pilot run's measured rate.
+pace_ms=${PACE_MS:-2}
 soak_conns=$((rate * pace_ms / 1000))
 ((soak_conns >= 1)) || soak_conns=1
-log "peak ${peak} req/s; soak at ${RATE_PCT}% = ${rate} req/s (${soak_conns} connections, one request per ${pace_ms} ms each) for ${DURATION}s"
+pilot=''
+for ((round = 1; round <= PILOTS; round++)); do
+	SOAK_KEYS=$KEYS SOAK_PACE_MS=$pace_ms wrk -t"$WRK_THREADS" -c"$soak_conns" -d"${PILOT}s" \
+		--timeout 5s -s "$tmp/soak.lua" "http://127.0.0.1:$strata_port" >"$tmp/pilot.out"
+	pilot=$(awk '/^Requests\/sec/ { printf "%d", $2 }' "$tmp/pilot.out")
+	if [ -z "$pilot" ] || ((pilot <= 0)); then
+		break
+	fi
+	log "pilot $round: ${PILOT}s with ${soak_conns} connections, one request per ${pace_ms} ms each: ${pilot} req/s"
+	# Within 5% of the target: keep this number.
+	((pilot * 100 < rate * 95 || pilot * 100 > rate * 105)) || break
+	scaled=$((soak_conns * rate / pilot))
+	((scaled <= soak_conns * 4)) || scaled=$((soak_conns * 4))
+	((scaled >= 1)) || scaled=1
+	soak_conns=$scaled
+done
+log "peak ${peak} req/s; soak at ${RATE_PCT}% = ${rate} req/s with ${soak_conns} connections for ${DURATION}s"
 fds() { find "/proc/$strata_pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 sleep 2
 fd_before=$(fds)
@@ -222,6 +252,7 @@ SOAK_KEYS=$KEYS SOAK_PACE_MS=$pace_ms wrk -t"$WRK_THREADS" -c"$soak_conns" -d"${
 	>"$tmp/soak.out" 2>&1 || true
 wait "$purger_pid" || true
 kill "$reloader_pid" 2>/dev/null || true
+curl -sS "http://127.0.0.1:$admin_port/metrics" >"$tmp/metrics" 2>&1 || true
 # Idle again: every client connection closed, as before the soak.
 sleep 2
 fd_after=$(fds)
@@ -270,8 +301,8 @@ $(machine_line)
 | | |
 |---|---|
 | peak hit rate (calibration, ${CALIBRATE}s) | ${peak} req/s |
-| target rate (${RATE_PCT}%) | ${rate} req/s |
-| requests | ${requests} ($((requests / DURATION)) req/s), 5% misses |
+| target rate (${RATE_PCT}%) | ${rate} req/s (${soak_conns} connections, ${pace_ms} ms between requests; the last ${PILOT}s pilot gave ${pilot:-?} req/s) |
+| requests | ${requests} ($((requests / DURATION)) req/s, $((requests * 100 / DURATION / peak))% of peak), 5% misses of ${BODY} bytes |
 | errors | ${errors} (non-2xx ${non2xx}, connect ${e_conn}, read ${e_read}, write ${e_write}, timeout ${e_timeout}) |
 | latency | p50 ${p50} µs, p99 ${p99} µs |
 | purges | ${purges} |
@@ -291,5 +322,6 @@ awk -v d="$drift" 'BEGIN { exit (d > 5 || d < -5) }' || status=1
 case $purges in *failed=0) ;; *) status=1 ;; esac
 if [ -n "${KEEP_LOG:-}" ]; then
 	cp "$tmp/strata.log" "$KEEP_LOG"
+	cp "$tmp/metrics" "$KEEP_LOG.metrics"
 fi
 exit "$status"

@@ -7,6 +7,8 @@
 
 #include <stdlib.h>
 
+#include "cache/freshness.h"
+
 static bool status_cacheable(unsigned status)
 {
 	switch (status) {
@@ -22,8 +24,8 @@ enum strata_store_verdict strata_policy_storable(
 	unsigned status, const struct strata_headers *headers,
 	bool request_has_authorization, bool force)
 {
-	enum strata_store_verdict v = STRATA_STORE_OK;
-	char *cc;
+	struct strata_cc_response cc;
+	char *value;
 
 	if (!status_cacheable(status))
 		return STRATA_STORE_STATUS;
@@ -33,13 +35,17 @@ enum strata_store_verdict strata_policy_storable(
 		return STRATA_STORE_AUTHORIZATION;
 	if (strata_headers_get(headers, "Set-Cookie") != NULL)
 		return STRATA_STORE_SET_COOKIE;
-	cc = strata_headers_join(headers, "Cache-Control");
-	if (strata_http_cc_has(cc, "no-store"))
-		v = STRATA_STORE_NO_STORE;
-	else if (strata_http_cc_has(cc, "private"))
-		v = STRATA_STORE_PRIVATE;
-	free(cc);
-	return v;
+	/* The freshness parser's reading, so that both modes agree: a
+	 * malformed prohibition ("private;x", "no-store=1") still
+	 * prohibits, and a directive inside a quoted argument is not one. */
+	value = strata_headers_join(headers, "Cache-Control");
+	strata_cc_parse_response(value, &cc);
+	free(value);
+	if (cc.no_store)
+		return STRATA_STORE_NO_STORE;
+	if (cc.private)
+		return STRATA_STORE_PRIVATE;
+	return STRATA_STORE_OK;
 }
 
 const char *strata_policy_verdict_name(enum strata_store_verdict v)

@@ -240,37 +240,6 @@ int strata_http_end_to_end(const struct strata_headers *in,
 	return rc;
 }
 
-bool strata_http_cc_has(const char *cache_control, const char *directive)
-{
-	size_t dlen = strlen(directive);
-	const char *p = cache_control;
-
-	if (p == NULL)
-		return false;
-	while (*p != '\0') {
-		while (is_ows(*p) || *p == ',')
-			p++;
-		if (strncasecmp(p, directive, dlen) == 0 &&
-		    (p[dlen] == '\0' || p[dlen] == ',' || p[dlen] == '=' ||
-		     is_ows(p[dlen])))
-			return true;
-		/* Skip this directive, including a quoted argument that may
-		 * itself contain commas. */
-		while (*p != '\0' && *p != ',') {
-			if (*p == '"') {
-				p++;
-				while (*p != '\0' && *p != '"')
-					p += (*p == '\\' && p[1] != '\0') ? 2 : 1;
-				if (*p == '"')
-					p++;
-				continue;
-			}
-			p++;
-		}
-	}
-	return false;
-}
-
 bool strata_http_is_token(const char *s)
 {
 	const char *p = s;

@@ -105,11 +105,4 @@ bool strata_http_list_has(const char *list, const char *token);
 int strata_http_end_to_end(const struct strata_headers *in,
 			   struct strata_headers *out);
 
-/*
- * Whether a Cache-Control value (all the header's values joined by ",")
- * has `directive` ("no-store", "private", ...), as a whole token with or
- * without an argument.  NULL value: false.
- */
-bool strata_http_cc_has(const char *cache_control, const char *directive);
-
 #endif /* STRATA_CORE_HTTP_H */

@@ -182,8 +182,10 @@
 #define DISK_PAGES_PER_TREE 2
 #define DISK_TXN_RESERVE_PAGES 16
 #define DISK_TAG_PAGES_MAX 32
-/* Entries evicted per write transaction at most. */
+/* Entries evicted per write transaction at most; naps (1, 2, 4... ms)
+ * an eviction takes for pinned pages before it gives up (see evict()). */
 #define DISK_EVICT_CHUNK 256
+#define DISK_EVICT_NAPS 5
 /* After MDB_MAP_FULL (see apply_alone()): expiry records searched for an
  * entry big enough to free a run of overflow pages; attempts at a put;
  * how long a removal, clear or meta put waits for pinned pages to become
@@ -830,6 +832,13 @@ out:
 	return rc;
 }
 
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
+
+	nanosleep(&ts, NULL);
+}
+
 /*
  * LMDB hands the pages freed by transaction N to transactions from N+2 on
  * (the meta page of N-1 may still be read until N+1 commits).  After a
@@ -882,9 +891,15 @@ static void reclaim(struct strata_disk *disk)
  * which never shrinks.  If more than `trigger` pages are in use, entries
  * are removed in transactions of at most DISK_EVICT_CHUNK until no more
  * than `target` are.  A removal itself needs a few new pages (copies of
- * the leaves it changes), so on a map so full that even that fails the
- * chunk is halved until one entry at a time; past that the tier stays
- * full and writes are dropped until something expires.
+ * the leaves it changes).  When they cannot be had (MDB_MAP_FULL), the
+ * free pages are usually there but not reusable yet: freed by the last
+ * commit (a tiny commit cures that, see reclaim()), or pinned by a
+ * reader that was preempted mid-lookup (it moves on within milliseconds
+ * on a loaded host, see apply_alone()).  So each failure makes a tiny
+ * commit and tries a chunk half the size, and once at one entry sleeps
+ * 1, 2, 4, 8 then 16 ms between tries.  Past that the map is really full
+ * or another process holds a long read transaction: the error is logged,
+ * and puts that do not fit are dropped (and counted) until room returns.
  */
 static int evict(struct strata_disk *disk, size_t trigger, size_t target)
 {
@@ -893,6 +908,7 @@ static int evict(struct strata_disk *disk, size_t trigger, size_t target)
 	struct disk_tally t;
 	MDB_txn *txn;
 	bool first = true, empty = false;
+	unsigned naps = 0;
 	int rc = 0;
 
 	while (!empty) {
@@ -923,8 +939,12 @@ static int evict(struct strata_disk *disk, size_t trigger, size_t target)
 			rc = mdb_txn_commit(txn);
 		else
 			mdb_txn_abort(txn);
-		if (rc == MDB_MAP_FULL && chunk > 1) {
-			chunk /= 2;
+		if (rc == MDB_MAP_FULL && naps < DISK_EVICT_NAPS) {
+			if (chunk > 1)
+				chunk /= 2;
+			else
+				sleep_ms(1u << naps++);
+			(void)reclaim_commit(disk); /* may fail alike */
 			empty = false;
 			continue;
 		}
@@ -1294,13 +1314,6 @@ static bool has_removal(const struct disk_op *ops, size_t from, size_t to)
 		if (ops[i].type == DISK_OP_DEL || ops[i].type == DISK_OP_CLEAR)
 			return true;
 	return false;
-}
-
-static void sleep_ms(unsigned ms)
-{
-	struct timespec ts = { ms / 1000, (long)(ms % 1000) * 1000000L };
-
-	nanosleep(&ts, NULL);
 }
 
 /*

@@ -84,19 +84,6 @@ Test(http, end_to_end_drops_hop_by_hop_and_length)
 	strata_headers_clear(&out);
 }
 
-Test(http, cache_control_directives)
-{
-	cr_assert(strata_http_cc_has("no-store", "no-store"));
-	cr_assert(strata_http_cc_has("max-age=60, Private", "private"));
-	cr_assert(strata_http_cc_has("private=\"Set-Cookie\"", "private"));
-	cr_assert_not(strata_http_cc_has("no-store-ish", "no-store"));
-	cr_assert_not(strata_http_cc_has("public", "private"));
-	cr_assert_not(strata_http_cc_has(NULL, "private"));
-	/* A quoted argument's comma does not start a new directive. */
-	cr_assert_not(strata_http_cc_has("no-cache=\"a, private\"", "private"));
-	cr_assert(strata_http_cc_has("no-cache=\"a, b\", private", "private"));
-}
-
 Test(http, remove_keeps_the_rest_in_order)
 {
 	struct strata_headers h = { 0 };

@@ -49,6 +49,36 @@ Test(policy, private_answers_are_not_stored)
 		     STRATA_STORE_OK);
 }
 
+Test(policy, a_malformed_prohibition_still_prohibits)
+{
+	/* As on ttl: origin routes (freshness.h): a malformed permission
+	 * grants nothing, a malformed prohibition still prohibits. */
+	cr_assert_eq(verdict(200, "Cache-Control", "private;x", false, false),
+		     STRATA_STORE_PRIVATE);
+	cr_assert_eq(verdict(200, "Cache-Control", "max-age=5, no-store=1",
+			     false, false),
+		     STRATA_STORE_NO_STORE);
+	cr_assert_eq(verdict(200, "Cache-Control",
+			     "private=\"Set-Cookie\", max-age=5", false, false),
+		     STRATA_STORE_PRIVATE);
+	cr_assert_eq(verdict(200, "Cache-Control", "max-age=60, Private", false,
+			     false),
+		     STRATA_STORE_PRIVATE);
+	cr_assert_eq(verdict(200, "Cache-Control", "no-store-ish", false, false),
+		     STRATA_STORE_OK);
+	cr_assert_eq(verdict(200, "Cache-Control", "no-cache=\"a, b\", private",
+			     false, false),
+		     STRATA_STORE_PRIVATE);
+	/* A directive's name inside another's quoted argument is not one. */
+	cr_assert_eq(verdict(200, "Cache-Control", "no-cache=\"a, private\"",
+			     false, false),
+		     STRATA_STORE_OK);
+	cr_assert_eq(verdict(200, "Cache-Control",
+			     "ext=\"no-store, private\", max-age=5", false,
+			     false),
+		     STRATA_STORE_OK);
+}
+
 Test(policy, force_overrides_privacy)
 {
 	cr_assert_eq(verdict(200, "Set-Cookie", "s=1", false, true),
