@@ -530,6 +530,14 @@ static bool conditional_header(const char *name)
  * (cache poisoning).  On a caching route they are dropped unless the
  * route's `vary` lists them (then they are part of the key).
  */
+static bool route_varies(const struct strata_route *route, const char *name)
+{
+	for (size_t v = 0; route != NULL && v < route->n_vary; v++)
+		if (strcasecmp(route->vary[v], name) == 0)
+			return true;
+	return false;
+}
+
 static bool unkeyed_input(const char *name, const struct strata_route *route)
 {
 	static const char *const names[] = {
@@ -539,12 +547,8 @@ static bool unkeyed_input(const char *name, const struct strata_route *route)
 	};
 
 	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++)
-		if (strcasecmp(name, names[i]) == 0) {
-			for (size_t v = 0; v < route->n_vary; v++)
-				if (strcasecmp(route->vary[v], name) == 0)
-					return false;
-			return true;
-		}
+		if (strcasecmp(name, names[i]) == 0)
+			return !route_varies(route, name);
 	return false;
 }
 
@@ -558,6 +562,12 @@ static enum MHD_Result scan_header_cb(void *cls, enum MHD_ValueKind kind,
 		return MHD_YES;
 	if (scan->keyed != NULL && unkeyed_input(name, scan->keyed))
 		return MHD_YES;
+	/* A keyed X-Forwarded-Host goes as the client sent it. */
+	if (scan->keyed != NULL && strcasecmp(name, "X-Forwarded-Host") == 0 &&
+	    route_varies(scan->keyed, name)) {
+		scan->rc = strata_headers_add(scan->out, name, value);
+		return MHD_YES;
+	}
 	if (strcasecmp(name, "X-Forwarded-For") == 0)
 		scan->rc = join(&scan->xff, value);
 	else if (strcasecmp(name, "Via") == 0)
@@ -611,6 +621,13 @@ static int forwarded_headers(struct request *rq,
 	const char *host =
 		MHD_lookup_connection_value(conn, MHD_HEADER_KIND, "Host");
 	char via[64], traceparent[STRATA_TRACEPARENT_LEN + 1];
+	/* The client's host is not in the key unless the route varies on
+	 * it: an application that reflected it (absolute links, redirects)
+	 * would have one client's Host stored and served to everyone
+	 * (cache poisoning).  So on a caching route that does not vary on
+	 * Host, the application sees upstream.url's host, and no
+	 * X-Forwarded-Host but the client's own when that is keyed. */
+	bool host_keyed = !rq->cacheable || route_varies(rq->route, "Host");
 	int rc;
 
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_connection_cb,
@@ -618,7 +635,7 @@ static int forwarded_headers(struct request *rq,
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header_cb,
 				  &scan);
 	rc = scan.rc;
-	if (rc == 0 && host != NULL && rq->live->preserve_host)
+	if (rc == 0 && host != NULL && rq->live->preserve_host && host_keyed)
 		rc = strata_headers_add(out, "Host", host);
 	if (rc == 0)
 		rc = join(&scan.xff, client_of(rq));
@@ -626,7 +643,8 @@ static int forwarded_headers(struct request *rq,
 		rc = strata_headers_add(out, "X-Forwarded-For", scan.xff);
 	if (rc == 0)
 		rc = strata_headers_add(out, "X-Forwarded-Proto", "http");
-	if (rc == 0 && host != NULL)
+	if (rc == 0 && host != NULL && host_keyed &&
+	    !(rq->cacheable && route_varies(rq->route, "X-Forwarded-Host")))
 		rc = strata_headers_add(out, "X-Forwarded-Host", host);
 	snprintf(via, sizeof(via), "%s strata", via_version(version));
 	if (rc == 0)
@@ -1169,13 +1187,14 @@ static void refresh_done_cb(void *arg, int result)
 }
 
 /* Request headers a refresh repeats: those that may be in the key or
- * matter to the origin; not the ones the loopback client sets, nor the
- * client's own cache directives. */
+ * matter to the origin (Host included: a route may vary on it, and the
+ * loopback client sends a Host it is given); not the ones the loopback
+ * client sets, nor the client's own cache directives. */
 static enum MHD_Result refresh_header_cb(void *cls, enum MHD_ValueKind kind,
 					 const char *name, const char *value)
 {
 	static const char *const skip[] = {
-		"Host", "Connection", "Content-Length", "Transfer-Encoding",
+		"Connection", "Content-Length", "Transfer-Encoding",
 		"Expect", "Cache-Control", "Pragma", "Keep-Alive", "TE",
 		"Upgrade", REFRESH_HEADER, "If-None-Match",
 		"If-Modified-Since", "If-Match", "If-Unmodified-Since",

@@ -185,7 +185,7 @@
 /* Entries evicted per write transaction at most; naps (1, 2, 4... ms)
  * an eviction takes for pinned pages before it gives up (see evict()). */
 #define DISK_EVICT_CHUNK 256
-#define DISK_EVICT_NAPS 5
+#define DISK_EVICT_NAPS 7
 /* After MDB_MAP_FULL (see apply_alone()): expiry records searched for an
  * entry big enough to free a run of overflow pages; attempts at a put;
  * how long a removal, clear or meta put waits for pinned pages to become
@@ -897,7 +897,7 @@ static void reclaim(struct strata_disk *disk)
  * reader that was preempted mid-lookup (it moves on within milliseconds
  * on a loaded host, see apply_alone()).  So each failure makes a tiny
  * commit and tries a chunk half the size, and once at one entry sleeps
- * 1, 2, 4, 8 then 16 ms between tries.  Past that the map is really full
+ * 1, 2, 4 ... 64 ms between tries.  Past that the map is really full
  * or another process holds a long read transaction: the error is logged,
  * and puts that do not fit are dropped (and counted) until room returns.
  */

@@ -545,6 +545,39 @@ Test(semantics, stale_while_revalidate_answers_at_once_and_refreshes_once)
 	unlink(path);
 }
 
+Test(semantics, a_background_refresh_keeps_the_clients_host)
+{
+	const char *const host[] = {"Host: a.example", NULL};
+	char path[64];
+	struct answer a, b;
+
+	/* A route that varies on Host: the refresh must land on the entry
+	 * the client asked for, not on one for Strata's own address. */
+	start_yaml("routes:\n"
+		   "  - path: /validated/*\n"
+		   "    ttl: 1s\n"
+		   "    stale_while_revalidate: 30s\n"
+		   "    vary: [Host]\n",
+		   path, sizeof(path));
+	a = req("GET", "/validated/host", host);
+	cr_assert(has(&a, "stored"), "%s", a.cache_status);
+	usleep((useconds_t)proc_scaled_ms(1300) * 1000);
+	b = req("GET", "/validated/host", host);
+	cr_expect(has(&b, "hit; fwd=stale"), "%s", b.cache_status);
+	for (int i = 0; i < 100 &&
+			origin_count_prefix(origin, "/validated/host") < 2;
+	     i++)
+		usleep((useconds_t)proc_scaled_ms(10) * 1000);
+	usleep((useconds_t)proc_scaled_ms(100) * 1000);
+	cr_expect_eq(origin_count_prefix(origin, "/validated/host"), 2);
+	cr_expect_str_eq(origin_header(origin_last(origin), "Host") ?: "",
+			 "a.example");
+	b = req("GET", "/validated/host", host);
+	cr_expect(has(&b, "strata; hit; ttl="), "after the refresh: %s",
+		  b.cache_status);
+	unlink(path);
+}
+
 /* --- Vary (RFC 9111 section 4.1) -------------------------------------------------- */
 
 Test(semantics, the_responses_vary_keeps_one_variant_per_header_value)
