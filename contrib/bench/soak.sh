@@ -36,7 +36,7 @@
 #
 # Environment (defaults): MEMORY=16MiB DISK_SIZE=32MiB (the tiers, small
 # enough to be full, and evicting, after warm-up) DURATION=600 CALIBRATE=10
-# PILOT=5 PILOTS=3 RATE_PCT=80 KEYS=1000 BODY=1024 CONNS=50 (calibration)
+# PILOT=5 PILOTS=4 RATE_PCT=80 KEYS=1000 BODY=1024 CONNS=50 (calibration)
 # PACE_MS=2 PURGE_PCT=1 RELOAD_EVERY=60 SAMPLE=10 WARMUP=60 WORKERS=2
 # WRK_THREADS=2 STRATA_BIN=./strata BASE_PORT=18400 KEEP_LOG (a path: keep
 # strata's log there, and its /metrics at the end in KEEP_LOG.metrics).
@@ -48,7 +48,7 @@ cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-600}
 CALIBRATE=${CALIBRATE:-10}
 PILOT=${PILOT:-5}
-PILOTS=${PILOTS:-3}
+PILOTS=${PILOTS:-4}
 BODY=${BODY:-1024}
 RATE_PCT=${RATE_PCT:-80}
 KEYS=${KEYS:-1000}
@@ -168,51 +168,22 @@ rate=$((peak * RATE_PCT / 100))
 pace_ms=${PACE_MS:-2}
 soak_conns=$((rate * pace_ms / 1000))
 ((soak_conns >= 1)) || soak_conns=1
-pilot=''
-for ((round = 1; round <= PILOTS; round++)); do
-	SOAK_KEYS=$KEYS SOAK_PACE_MS=$pace_ms wrk -t"$WRK_THREADS" -c"$soak_conns" -d"${PILOT}s" \
-		--timeout 5s -s "$tmp/soak.lua" "http://127.0.0.1:$strata_port" >"$tmp/pilot.out"
-	pilot=$(awk '/^Requests\/sec/ { printf "%d", $2 }' "$tmp/pilot.out")
-	if [ -z "$pilot" ] || ((pilot <= 0)); then
-		break
-	fi
-	log "pilot $round: ${PILOT}s with ${soak_conns} connections, one request per ${pace_ms} ms each: ${pilot} req/s"
-	# Within 5% of the target: keep this number.
-	((pilot * 100 < rate * 95 || pilot * 100 > rate * 105)) || break
-	scaled=$((soak_conns * rate / pilot))
-	((scaled <= soak_conns * 4)) || scaled=$((soak_conns * 4))
-	((scaled >= 1)) || scaled=1
-	soak_conns=$scaled
-done
-log "peak ${peak} req/s; soak at ${RATE_PCT}% = ${rate} req/s with ${soak_conns} connections for ${DURATION}s"
 fds() { find "/proc/$strata_pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
 sleep 2
 fd_before=$(fds)
 
-# Samples: seconds, RSS KiB, descriptors.
-sampler() {
-	local t=0
-	while kill -0 "$strata_pid" 2>/dev/null; do
-		printf '%s %s %s\n' "$t" \
-			"$(awk '/^VmRSS/ { print $2 }' "/proc/$strata_pid/status")" \
-			"$(fds)"
-		sleep "$SAMPLE"
-		t=$((t + SAMPLE))
-	done >"$tmp/samples"
-}
-sampler &
-started+=($!)
-
-# Purges: PURGE_PCT% of the request rate, each a path purge of a hot key.
+# Purges: PURGE_PCT% of the request rate, each a path purge of a hot key,
+# until the stop file appears.
 purge_rate=$((rate * PURGE_PCT / 100))
 ((purge_rate >= 1)) || purge_rate=1
-python3 - "$admin_port" "$KEYS" "$purge_rate" "$DURATION" >"$tmp/purges" 2>&1 <<'EOF' &
-import http.client, random, sys, time
-port, keys, rate, duration = (int(a) for a in sys.argv[1:])
+python3 - "$admin_port" "$KEYS" "$purge_rate" "$tmp/stop-purges" >"$tmp/purges" 2>&1 <<'EOF' &
+import http.client, os, random, sys, time
+port, keys, rate = (int(a) for a in sys.argv[1:4])
+stop = sys.argv[4]
 conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
 ok = bad = 0
 start = time.monotonic()
-while time.monotonic() - start < duration:
+while not os.path.exists(stop):
     due = start + (ok + bad) / rate
     if due > time.monotonic():
         time.sleep(due - time.monotonic())
@@ -247,9 +218,43 @@ reloader &
 started+=($!)
 reloader_pid=$!
 
+# The pilots run with the purges and reloads going, as the soak will.
+pilot=''
+for ((round = 1; round <= PILOTS; round++)); do
+	SOAK_KEYS=$KEYS SOAK_PACE_MS=$pace_ms wrk -t"$WRK_THREADS" -c"$soak_conns" -d"${PILOT}s" \
+		--timeout 5s -s "$tmp/soak.lua" "http://127.0.0.1:$strata_port" >"$tmp/pilot.out"
+	pilot=$(awk '/^Requests\/sec/ { printf "%d", $2 }' "$tmp/pilot.out")
+	if [ -z "$pilot" ] || ((pilot <= 0)); then
+		break
+	fi
+	log "pilot $round: ${PILOT}s with ${soak_conns} connections, one request per ${pace_ms} ms each: ${pilot} req/s"
+	# Within 5% of the target: keep this number.
+	((pilot * 100 < rate * 95 || pilot * 100 > rate * 105)) || break
+	scaled=$((soak_conns * rate / pilot))
+	((scaled <= soak_conns * 4)) || scaled=$((soak_conns * 4))
+	((scaled >= 1)) || scaled=1
+	soak_conns=$scaled
+done
+log "peak ${peak} req/s; soak at ${RATE_PCT}% = ${rate} req/s with ${soak_conns} connections for ${DURATION}s"
+
+# Samples: seconds, RSS KiB, descriptors.
+sampler() {
+	local t=0
+	while kill -0 "$strata_pid" 2>/dev/null; do
+		printf '%s %s %s\n' "$t" \
+			"$(awk '/^VmRSS/ { print $2 }' "/proc/$strata_pid/status")" \
+			"$(fds)"
+		sleep "$SAMPLE"
+		t=$((t + SAMPLE))
+	done >"$tmp/samples"
+}
+sampler &
+started+=($!)
+
 SOAK_KEYS=$KEYS SOAK_PACE_MS=$pace_ms wrk -t"$WRK_THREADS" -c"$soak_conns" -d"${DURATION}s" \
 	--timeout 5s -s "$tmp/soak.lua" "http://127.0.0.1:$strata_port" \
 	>"$tmp/soak.out" 2>&1 || true
+touch "$tmp/stop-purges"
 wait "$purger_pid" || true
 kill "$reloader_pid" 2>/dev/null || true
 curl -sS "http://127.0.0.1:$admin_port/metrics" >"$tmp/metrics" 2>&1 || true

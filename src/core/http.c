@@ -148,11 +148,13 @@ char *strata_headers_join(const struct strata_headers *h, const char *name)
 	if (joined == NULL)
 		return NULL;
 	p = joined;
-	for (size_t i = 0; i < h->n; i++)
+	for (size_t i = 0, seen = 0; i < h->n; i++)
 		if (strcasecmp(h->v[i].name, name) == 0) {
 			size_t n = strlen(h->v[i].value);
 
-			if (p != joined)
+			/* One comma per line after the first, even after
+			 * an empty one: the values keep their places. */
+			if (seen++ > 0)
 				*p++ = ',';
 			memcpy(p, h->v[i].value, n);
 			p += n;

@@ -512,6 +512,16 @@ Test(semantics, the_responses_stale_if_error_is_honoured)
 
 /* --- stale-while-revalidate ------------------------------------------------------ */
 
+/* Until the origin has seen `n` requests under `prefix` (a background
+ * refresh, bounded), and 100 ms more for anything beyond them. */
+static void wait_origin_count(const char *prefix, size_t n)
+{
+	for (int i = 0; i < 100 && origin_count_prefix(origin, prefix) < n;
+	     i++)
+		usleep((useconds_t)proc_scaled_ms(10) * 1000);
+	usleep((useconds_t)proc_scaled_ms(100) * 1000);
+}
+
 Test(semantics, stale_while_revalidate_answers_at_once_and_refreshes_once)
 {
 	char path[64];
@@ -531,11 +541,7 @@ Test(semantics, stale_while_revalidate_answers_at_once_and_refreshes_once)
 	cr_expect(has(&b, "hit; fwd=stale"), "%s", b.cache_status);
 	req("GET", "/validated/swr", NULL);
 	/* One background refresh (a revalidation: 304), then fresh hits. */
-	for (int i = 0; i < 100 &&
-			origin_count_prefix(origin, "/validated/swr") < 2;
-	     i++)
-		usleep((useconds_t)proc_scaled_ms(10) * 1000);
-	usleep((useconds_t)proc_scaled_ms(100) * 1000);
+	wait_origin_count("/validated/swr", 2);
 	cr_expect_eq(origin_count_prefix(origin, "/validated/swr"), 2);
 	cr_expect_str_eq(origin_header(origin_last(origin), "If-None-Match"),
 			 "\"doc-v1\"");
@@ -564,11 +570,7 @@ Test(semantics, a_background_refresh_keeps_the_clients_host)
 	usleep((useconds_t)proc_scaled_ms(1300) * 1000);
 	b = req("GET", "/validated/host", host);
 	cr_expect(has(&b, "hit; fwd=stale"), "%s", b.cache_status);
-	for (int i = 0; i < 100 &&
-			origin_count_prefix(origin, "/validated/host") < 2;
-	     i++)
-		usleep((useconds_t)proc_scaled_ms(10) * 1000);
-	usleep((useconds_t)proc_scaled_ms(100) * 1000);
+	wait_origin_count("/validated/host", 2);
 	cr_expect_eq(origin_count_prefix(origin, "/validated/host"), 2);
 	cr_expect_str_eq(origin_header(origin_last(origin), "Host") ?: "",
 			 "a.example");

@@ -1,5 +1,6 @@
 /* Unit tests for src/core/http.c: header lists and hop-by-hop rules. */
 #include <criterion/criterion.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "core/http.h"
@@ -19,6 +20,22 @@ Test(http, headers_keep_order_and_repeats)
 	strata_headers_clear(&h);
 	cr_assert_eq(h.n, 0);
 	cr_assert_null(h.v);
+}
+
+Test(http, join_puts_one_comma_between_lines_even_empty_ones)
+{
+	struct strata_headers h = { 0 };
+	char *j;
+
+	cr_assert_null(strata_headers_join(&h, "Vary"));
+	cr_assert_eq(strata_headers_add(&h, "Vary", ""), 0);
+	cr_assert_eq(strata_headers_add(&h, "X-Other", "x"), 0);
+	cr_assert_eq(strata_headers_add(&h, "vary", "a"), 0);
+	cr_assert_eq(strata_headers_add(&h, "Vary", "b, c"), 0);
+	j = strata_headers_join(&h, "VARY");
+	cr_assert_str_eq(j, ",a,b, c");
+	free(j);
+	strata_headers_clear(&h);
 }
 
 Test(http, addn_takes_lengths)
