@@ -36,8 +36,8 @@
 #
 # Environment (defaults): MEMORY=16MiB DISK_SIZE=32MiB (the tiers, small
 # enough to be full, and evicting, after warm-up) DURATION=600 CALIBRATE=10
-# PILOT=5 PILOTS=4 RATE_PCT=80 KEYS=1000 BODY=1024 CONNS=50 (calibration)
-# PACE_MS=2 PURGE_PCT=1 RELOAD_EVERY=60 SAMPLE=10 WARMUP=60 WORKERS=2
+# PILOT=10 PILOTS=4 RATE_PCT=80 KEYS=1000 BODY=1024 CONNS=50 (calibration)
+# PACE_MS=1 PURGE_PCT=1 RELOAD_EVERY=60 SAMPLE=10 WARMUP=60 WORKERS=2
 # WRK_THREADS=2 STRATA_BIN=./strata BASE_PORT=18400 KEEP_LOG (a path: keep
 # strata's log there, and its /metrics at the end in KEEP_LOG.metrics).
 set -euo pipefail
@@ -47,7 +47,7 @@ cd "$(dirname "$0")/../.."
 
 DURATION=${DURATION:-600}
 CALIBRATE=${CALIBRATE:-10}
-PILOT=${PILOT:-5}
+PILOT=${PILOT:-10}
 PILOTS=${PILOTS:-4}
 BODY=${BODY:-1024}
 RATE_PCT=${RATE_PCT:-80}
@@ -165,7 +165,7 @@ rate=$((peak * RATE_PCT / 100))
 # Each connection waits PACE_MS between requests, so the rate is set by
 # the number of connections, and by latency on top: first as if latency
 # were nothing, then corrected by a pilot run's measured rate.
-pace_ms=${PACE_MS:-2}
+pace_ms=${PACE_MS:-1}
 soak_conns=$((rate * pace_ms / 1000))
 ((soak_conns >= 1)) || soak_conns=1
 fds() { find "/proc/$strata_pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
