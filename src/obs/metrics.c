@@ -950,7 +950,7 @@ static bool repeated_tier(const struct strata_metrics_tier *tiers, size_t i)
 
 enum tier_figure {
 	FIG_HITS, FIG_MISSES, FIG_ENTRIES, FIG_BYTES, FIG_LIMIT,
-	FIG_EVICTIONS, FIG_UP,
+	FIG_EVICTIONS, FIG_UP, FIG_ENABLED,
 };
 
 static void render_tiers(FILE *f, struct strata_metrics *m, const uint64_t *s,
@@ -978,6 +978,12 @@ static void render_tiers(FILE *f, struct strata_metrics *m, const uint64_t *s,
 		[FIG_UP] = { "strata_tier_up",
 			     "1 when the tier is configured and reachable.",
 			     "gauge" },
+		/* Without it, up 0 reads the same for a tier that is off
+		 * and one that is down: an alert needs both. */
+		[FIG_ENABLED] = { "strata_tier_enabled",
+				  "1 when the tier is configured, reachable "
+				  "or not.",
+				  "gauge" },
 	};
 	bool rendered[N_DROP_TIERS] = { false };
 
@@ -997,6 +1003,7 @@ static void render_tiers(FILE *f, struct strata_metrics *m, const uint64_t *s,
 			case FIG_LIMIT: v = t->limit; break;
 			case FIG_EVICTIONS: v = t->evictions; break;
 			case FIG_UP: v = t->up ? 1 : 0; break;
+			case FIG_ENABLED: v = 1; break;
 			}
 			if (!t->on)
 				v = 0;

@@ -54,6 +54,7 @@ static const struct {
 	{ "strata_tier_limit_bytes", PROM_GAUGE },
 	{ "strata_tier_evictions_total", PROM_COUNTER },
 	{ "strata_tier_up", PROM_GAUGE },
+	{ "strata_tier_enabled", PROM_GAUGE },
 	{ "strata_store_dropped_total", PROM_COUNTER },
 	{ "strata_coalesced_requests_total", PROM_COUNTER },
 	{ "strata_origin_seconds_saved_total", PROM_COUNTER },
@@ -282,6 +283,12 @@ Test(metrics, zero_series_present_at_start, TIMEOUT)
 	cr_expect_eq(value_of(doc, "strata_tier_up", "tier=\"memory\""), 1);
 	cr_expect_eq(value_of(doc, "strata_tier_up", "tier=\"disk\""), 0);
 	cr_expect_eq(value_of(doc, "strata_tier_up", "tier=\"redis\""), 0);
+	/* Down and off differ only here. */
+	cr_expect_eq(value_of(doc, "strata_tier_enabled", "tier=\"memory\""),
+		     1);
+	cr_expect_eq(value_of(doc, "strata_tier_enabled", "tier=\"disk\""), 1);
+	cr_expect_eq(value_of(doc, "strata_tier_enabled", "tier=\"redis\""),
+		     0);
 	cr_expect_eq(prom_sum(doc, "strata_tier_hits_total",
 			      "tier=\"redis\"", NULL), 0);
 	cr_expect_eq(value_of(doc, "strata_store_dropped_total",
