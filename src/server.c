@@ -119,6 +119,9 @@ struct handler_binding {
 
 static int purge_local(struct strata_server *srv, const struct strata_purge *p,
 		       struct strata_purge_result *out);
+static int purge_by(struct strata_server *srv, enum strata_purge_source from,
+		    const char *kind, const char *arg,
+		    struct strata_purge_result *out);
 
 static int open_disk(const struct strata_config *cfg, struct strata_disk **out)
 {
@@ -140,12 +143,14 @@ static void fleet_apply_cb(void *arg, const struct strata_purge *p)
 	static const struct strata_purge all = {.kind = STRATA_PURGE_ALL,
 						.arg = ""};
 	struct strata_server *srv = arg;
+	const struct strata_purge *q = p != NULL ? p : &all;
 
-	if (purge_local(srv, p != NULL ? p : &all, NULL) != 0)
+	strata_metrics_purge(srv->metrics, STRATA_PURGE_FROM_FLEET,
+			     strata_purge_kind_name(q->kind));
+	if (purge_local(srv, q, NULL) != 0)
 		strata_log_warn("fleet: a %s purge could not be applied to "
 				"the disk tier (writer queue full)",
-				strata_purge_kind_name(p != NULL ? p->kind
-							 : STRATA_PURGE_ALL));
+				strata_purge_kind_name(q->kind));
 }
 
 /* ...and records how far it got, after the removals (queue order). */
@@ -624,7 +629,8 @@ static void invalidation_run(struct strata_pool_job *job)
 {
 	struct invalidation *inv = (struct invalidation *)(void *)job;
 
-	(void)strata_server_purge_by(inv->srv, "path", inv->path, NULL);
+	(void)purge_by(inv->srv, STRATA_PURGE_FROM_INVALIDATION, "path",
+		       inv->path, NULL);
 	/* Relaxed: a bound on a queue, not a synchronisation. */
 	atomic_fetch_sub_explicit(&inv->srv->invalidations_queued, 1,
 				  memory_order_relaxed);
@@ -644,6 +650,7 @@ static void invalidate_cb(void *ctx, const char *path)
 	    INVALIDATIONS_MAX) {
 		atomic_fetch_sub_explicit(&srv->invalidations_queued, 1,
 					  memory_order_relaxed);
+		strata_metrics_invalidation_dropped(srv->metrics);
 		return;
 	}
 	inv = malloc(sizeof(*inv) + len + 1);
@@ -657,6 +664,7 @@ static void invalidate_cb(void *ctx, const char *path)
 	}
 	atomic_fetch_sub_explicit(&srv->invalidations_queued, 1,
 				  memory_order_relaxed);
+	strata_metrics_invalidation_dropped(srv->metrics);
 }
 
 static int admin_purge_cb(void *ctx, const char *kind, const char *arg,
@@ -974,8 +982,9 @@ static int purge_local(struct strata_server *srv, const struct strata_purge *p,
 	return rc;
 }
 
-int strata_server_purge_by(struct strata_server *srv, const char *kind,
-			   const char *arg, struct strata_purge_result *out)
+static int purge_by(struct strata_server *srv, enum strata_purge_source from,
+		    const char *kind, const char *arg,
+		    struct strata_purge_result *out)
 {
 	struct strata_purge_result res = {0};
 	struct strata_purge p;
@@ -984,6 +993,7 @@ int strata_server_purge_by(struct strata_server *srv, const char *kind,
 	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
 	if (strata_purge_parse(kind, arg, &p) != 0)
 		return -EINVAL;
+	strata_metrics_purge(srv->metrics, from, strata_purge_kind_name(p.kind));
 	/* Redis before this server's tiers: a lookup that misses them
 	 * meanwhile must not find the old entry in Redis and promote it. */
 	if (srv->fleet != NULL &&
@@ -993,6 +1003,12 @@ int strata_server_purge_by(struct strata_server *srv, const char *kind,
 	if (out != NULL)
 		*out = res;
 	return rc;
+}
+
+int strata_server_purge_by(struct strata_server *srv, const char *kind,
+			   const char *arg, struct strata_purge_result *out)
+{
+	return purge_by(srv, STRATA_PURGE_FROM_ADMIN, kind, arg, out);
 }
 
 int strata_server_purge(struct strata_server *srv, const char *hash_hex)

@@ -41,6 +41,8 @@
  *     store their means in either order, so mean_ns may lag by one fetch:
  *     it is an estimate, and it orders nothing.
  *   - m->in_flight: relaxed fetch_add from any thread; a gauge.
+ *   - m->purges, m->invalidations_dropped: relaxed fetch_add from any
+ *     thread (rare events); each a counter on its own.
  *   - Everything else in m: written by strata_metrics_new() before the
  *     object is shared, read-only afterwards.
  *
@@ -145,6 +147,18 @@ struct route_fetch {
 	_Atomic uint64_t mean_ns;   /* fetch_us / fetch_n, in ns */
 };
 
+static const char *const purge_source_name[] = {
+	[STRATA_PURGE_FROM_ADMIN] = "admin",
+	[STRATA_PURGE_FROM_INVALIDATION] = "invalidation",
+	[STRATA_PURGE_FROM_FLEET] = "fleet",
+};
+#define N_PURGE_SOURCES \
+	(sizeof(purge_source_name) / sizeof(purge_source_name[0]))
+static const char *const purge_kind_name[] = {
+	"key", "path", "prefix", "tag", "all",
+};
+#define N_PURGE_KINDS (sizeof(purge_kind_name) / sizeof(purge_kind_name[0]))
+
 struct strata_metrics {
 	unsigned magic;                 /* METRICS_MAGIC */
 	size_t n_routes;                /* at creation; index n_routes =
@@ -179,6 +193,10 @@ struct strata_metrics {
 
 	struct route_fetch *fetch;      /* n_slots */
 	_Atomic int64_t in_flight;
+	/* Rare events: shared counters, relaxed adds, relaxed loads when
+	 * rendering (a scrape may miss one that is under way). */
+	_Atomic uint64_t purges[N_PURGE_SOURCES][N_PURGE_KINDS];
+	_Atomic uint64_t invalidations_dropped;
 
 	double start_time;              /* process start, epoch seconds */
 };
@@ -380,6 +398,29 @@ void strata_metrics_store_dropped(struct strata_metrics *m, const char *tier)
 		bump(&b->c[m->off_drop + (size_t)t], 1);
 }
 
+void strata_metrics_purge(struct strata_metrics *m,
+			  enum strata_purge_source from, const char *kind)
+{
+	size_t k;
+
+	STRATA_ASSERT(m != NULL && m->magic == METRICS_MAGIC);
+	STRATA_ASSERT((size_t)from < N_PURGE_SOURCES && kind != NULL);
+	for (k = 0; k < N_PURGE_KINDS; k++)
+		if (strcmp(kind, purge_kind_name[k]) == 0)
+			break;
+	if (k == N_PURGE_KINDS)
+		return; /* not one of ours: uncounted rather than a crash */
+	atomic_fetch_add_explicit(&m->purges[from][k], 1,
+				  memory_order_relaxed);
+}
+
+void strata_metrics_invalidation_dropped(struct strata_metrics *m)
+{
+	STRATA_ASSERT(m != NULL && m->magic == METRICS_MAGIC);
+	atomic_fetch_add_explicit(&m->invalidations_dropped, 1,
+				  memory_order_relaxed);
+}
+
 /* --- creation ------------------------------------------------------------- */
 
 /* The process start time from /proc: btime (boot, epoch seconds) from
@@ -532,6 +573,10 @@ int strata_metrics_new(const struct strata_metrics_route *routes,
 	have_lock = true;
 	atomic_init(&m->blocks, NULL);
 	atomic_init(&m->in_flight, 0);
+	for (size_t i = 0; i < N_PURGE_SOURCES; i++)
+		for (size_t k = 0; k < N_PURGE_KINDS; k++)
+			atomic_init(&m->purges[i][k], 0);
+	atomic_init(&m->invalidations_dropped, 0);
 
 	m->start_time = proc_start_time();
 	if (m->start_time < 0) {
@@ -1038,6 +1083,28 @@ static void render_tiers(FILE *f, struct strata_metrics *m, const uint64_t *s,
 				s[m->off_drop + (size_t)k]);
 }
 
+static void render_purges(FILE *f, struct strata_metrics *m)
+{
+	family(f, "strata_purges_total",
+	       "Purges applied here, by where they came from and what they "
+	       "matched.",
+	       "counter");
+	for (size_t i = 0; i < N_PURGE_SOURCES; i++)
+		for (size_t k = 0; k < N_PURGE_KINDS; k++)
+			fprintf(f,
+				"strata_purges_total{source=\"%s\","
+				"kind=\"%s\"} %" PRIu64 "\n",
+				purge_source_name[i], purge_kind_name[k],
+				atomic_load_explicit(&m->purges[i][k],
+						     memory_order_relaxed));
+	family(f, "strata_invalidations_dropped_total",
+	       "Invalidations by unsafe methods dropped, their queue full.",
+	       "counter");
+	fprintf(f, "strata_invalidations_dropped_total %" PRIu64 "\n",
+		atomic_load_explicit(&m->invalidations_dropped,
+				     memory_order_relaxed));
+}
+
 static void render_savings(FILE *f, struct strata_metrics *m,
 			   const uint64_t *s)
 {
@@ -1154,6 +1221,7 @@ int strata_metrics_render(struct strata_metrics *m,
 	if (rc == 0) {
 		render_upstream(f, m, s);
 		render_tiers(f, m, s, tiers, n_tiers);
+		render_purges(f, m);
 		render_savings(f, m, s);
 		render_process(f, m);
 	}

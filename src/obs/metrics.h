@@ -27,7 +27,9 @@
  *   strata_tier_hits_total{tier} strata_tier_misses_total{tier}
  *   strata_tier_entries{tier} strata_tier_bytes{tier}
  *   strata_tier_limit_bytes{tier} strata_tier_evictions_total{tier}
- *   strata_tier_up{tier} strata_store_dropped_total{tier}
+ *   strata_tier_up{tier} strata_tier_enabled{tier}
+ *   strata_store_dropped_total{tier}
+ *   strata_purges_total{source,kind} strata_invalidations_dropped_total
  *   strata_coalesced_requests_total
  *   strata_origin_seconds_saved_total{route}
  *   process_resident_memory_bytes process_open_fds
@@ -159,6 +161,26 @@ void strata_metrics_upstream_inflight(struct strata_metrics *m, int delta);
  */
 void strata_metrics_store_dropped(struct strata_metrics *m,
 				  const char *tier);
+
+/* Where a purge came from: the `source` label. */
+enum strata_purge_source {
+	STRATA_PURGE_FROM_ADMIN,        /* the admin API, or the library's
+					   strata_server_purge_by() */
+	STRATA_PURGE_FROM_INVALIDATION, /* an unsafe method's answer */
+	STRATA_PURGE_FROM_FLEET,        /* another instance, via Redis */
+};
+
+/*
+ * A purge was applied here: strata_purges_total{source,kind}, kind one
+ * of "key", "path", "prefix", "tag", "all" (another is not counted).
+ * Any thread; one relaxed atomic add (purges are rare).
+ */
+void strata_metrics_purge(struct strata_metrics *m,
+			  enum strata_purge_source from, const char *kind);
+
+/* An invalidation was dropped, its queue full: the entry lives out its
+ * TTL.  strata_invalidations_dropped_total.  Any thread. */
+void strata_metrics_invalidation_dropped(struct strata_metrics *m);
 
 /* The state of one tier at scrape time (from the tier's own stats). */
 struct strata_metrics_tier {

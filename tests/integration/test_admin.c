@@ -271,6 +271,59 @@ Test(admin, metrics_parse_strictly_and_count_requests)
 	client_response_free(&r);
 }
 
+/* strata_purges_total{source,kind} from one scrape. */
+static double purges(const char *source, const char *kind)
+{
+	struct client_response r;
+	struct prom_doc *d = NULL;
+	char url[256], err[256], labels[96];
+	double v;
+
+	proc_admin_url(strata, "/metrics", url, sizeof(url));
+	cr_assert_eq(client_request("GET", url, NULL, NULL, 0, &r), 200);
+	cr_assert_eq(prom_parse(r.body, &d, err, sizeof(err)), 0, "%s", err);
+	snprintf(labels, sizeof(labels), "source=\"%s\",kind=\"%s\"", source,
+		 kind);
+	v = metric(d, "strata_purges_total", labels);
+	prom_free(&d);
+	client_response_free(&r);
+	return v;
+}
+
+Test(admin, purges_are_counted_by_source_and_kind)
+{
+	char url[512];
+	struct client_response r;
+	json_t *doc;
+
+	start(NULL);
+	get("/doc/c");
+	cr_assert_eq(admin("DELETE", "/admin/keys?path=/doc/c&dry_run=1", NULL,
+			   NULL),
+		     200);
+	cr_expect_eq(purges("admin", "path"), 0, "a dry run purges nothing");
+	cr_assert_eq(admin("DELETE", "/admin/keys?path=/doc/c", NULL, NULL),
+		     200);
+	cr_expect_eq(purges("admin", "path"), 1);
+	cr_assert_eq(admin("POST", "/admin/flush", NULL, &doc), 200);
+	json_decref(doc);
+	cr_expect_eq(purges("admin", "all"), 1);
+
+	/* A successful POST invalidates its target, on a background
+	 * thread: counted once that has run. */
+	get("/doc/c");
+	proc_url(strata, "/doc/c", url, sizeof(url));
+	cr_assert_eq(client_request("POST", url, NULL, "x", 1, &r), 200);
+	client_response_free(&r);
+	for (int i = 0; i < 100 * proc_timeout_mult() &&
+			purges("invalidation", "path") < 1;
+	     i++)
+		usleep(20 * 1000);
+	cr_expect_eq(purges("invalidation", "path"), 1);
+	cr_expect(strstr(get("/doc/c"), "fwd=miss") != NULL);
+	cr_expect_eq(purges("fleet", "path"), 0, "no Redis, no fleet");
+}
+
 /* --- keys ------------------------------------------------------------------- */
 
 /* Every key text of a full listing walked page by page with `limit`. */

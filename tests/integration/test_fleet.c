@@ -289,6 +289,28 @@ static bool fetched_again_on_b(const char *path)
 	       strstr(cs, "fwd=miss") != NULL;
 }
 
+/* strata_purges_total{source,kind} on server i's admin listener, as
+ * text: the sample line's value, or -1 when there is none. */
+static long purges_on(int i, const char *source, const char *kind)
+{
+	char url[128], line[128];
+	struct client_response r;
+	const char *p;
+	long v = -1;
+
+	snprintf(url, sizeof(url), "http://127.0.0.1:%u/metrics",
+		 strata_server_admin_port(srv[i]));
+	cr_assert_eq(client_request("GET", url, NULL, NULL, 0, &r), 200);
+	snprintf(line, sizeof(line),
+		 "\nstrata_purges_total{source=\"%s\",kind=\"%s\"} ", source,
+		 kind);
+	p = r.body != NULL ? strstr(r.body, line) : NULL;
+	if (p != NULL)
+		v = atol(p + strlen(line));
+	client_response_free(&r);
+	return v;
+}
+
 static void purge_and_check(const char *kind, const char *arg,
 			    const char *const *gone, size_t n_gone,
 			    const char *const *kept, size_t n_kept)
@@ -312,6 +334,10 @@ static void purge_and_check(const char *kind, const char *arg,
 	for (size_t i = 0; i < n_kept; i++)
 		cr_expect(!fetched_again_on_b(kept[i]), "%s %s: %s purged "
 			  "from B too", kind, arg, kept[i]);
+	/* Counted where it was made, and where it arrived. */
+	cr_expect_eq(purges_on(0, "admin", kind), 1);
+	cr_expect_eq(purges_on(1, "fleet", kind), 1);
+	cr_expect_eq(purges_on(1, "admin", kind), 0);
 }
 
 Test(fleet, purge_of_a_key_reaches_the_other_server)

@@ -56,6 +56,8 @@ static const struct {
 	{ "strata_tier_up", PROM_GAUGE },
 	{ "strata_tier_enabled", PROM_GAUGE },
 	{ "strata_store_dropped_total", PROM_COUNTER },
+	{ "strata_purges_total", PROM_COUNTER },
+	{ "strata_invalidations_dropped_total", PROM_COUNTER },
 	{ "strata_coalesced_requests_total", PROM_COUNTER },
 	{ "strata_origin_seconds_saved_total", PROM_COUNTER },
 	{ "process_resident_memory_bytes", PROM_GAUGE },
@@ -665,6 +667,53 @@ Test(metrics, coalesced_and_dropped_totals, TIMEOUT)
 	cr_expect_eq(value_of(doc, "strata_store_dropped_total",
 			      "tier=\"redis\""), 1);
 	cr_expect(!has_series(doc, "strata_tier_up", "tier=\"redis\""));
+	prom_free(&doc);
+	strata_metrics_free(&m);
+}
+
+Test(metrics, purges_by_source_and_kind, TIMEOUT)
+{
+	static const char *const sources[] = { "admin", "invalidation",
+					       "fleet" };
+	static const char *const kinds[] = { "key", "path", "prefix", "tag",
+					     "all" };
+	struct strata_metrics_route routes[] = { { "a", GET } };
+	struct strata_metrics *m = new_metrics(routes, 1);
+	struct prom_doc *doc;
+	char l[64];
+
+	/* Every series at zero from the start. */
+	doc = scrape_tiers(m, NULL, 0, NULL);
+	for (size_t i = 0; i < 3; i++)
+		for (size_t k = 0; k < 5; k++) {
+			snprintf(l, sizeof(l), "source=\"%s\",kind=\"%s\"",
+				 sources[i], kinds[k]);
+			cr_expect_eq(value_of(doc, "strata_purges_total", l), 0,
+				     "%s", l);
+		}
+	cr_expect_eq(prom_find_family(doc, "strata_purges_total")->n_samples,
+		     15);
+	cr_expect_eq(value_of(doc, "strata_invalidations_dropped_total", ""),
+		     0);
+	prom_free(&doc);
+
+	strata_metrics_purge(m, STRATA_PURGE_FROM_ADMIN, "tag");
+	strata_metrics_purge(m, STRATA_PURGE_FROM_ADMIN, "tag");
+	strata_metrics_purge(m, STRATA_PURGE_FROM_INVALIDATION, "path");
+	strata_metrics_purge(m, STRATA_PURGE_FROM_FLEET, "all");
+	strata_metrics_purge(m, STRATA_PURGE_FROM_FLEET, "nonsense");
+	strata_metrics_invalidation_dropped(m);
+	doc = scrape_tiers(m, NULL, 0, NULL);
+	cr_expect_eq(value_of(doc, "strata_purges_total",
+			      "source=\"admin\",kind=\"tag\""), 2);
+	cr_expect_eq(value_of(doc, "strata_purges_total",
+			      "source=\"invalidation\",kind=\"path\""), 1);
+	cr_expect_eq(value_of(doc, "strata_purges_total",
+			      "source=\"fleet\",kind=\"all\""), 1);
+	cr_expect_eq(prom_sum(doc, "strata_purges_total", "", NULL), 4,
+		     "an unknown kind is not counted");
+	cr_expect_eq(value_of(doc, "strata_invalidations_dropped_total", ""),
+		     1);
 	prom_free(&doc);
 	strata_metrics_free(&m);
 }
