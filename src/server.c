@@ -145,8 +145,7 @@ static void fleet_apply_cb(void *arg, const struct strata_purge *p)
 	struct strata_server *srv = arg;
 	const struct strata_purge *q = p != NULL ? p : &all;
 
-	strata_metrics_purge(srv->metrics, STRATA_PURGE_FROM_FLEET,
-			     strata_purge_kind_name(q->kind));
+	strata_metrics_purge(srv->metrics, STRATA_PURGE_FROM_FLEET, q->kind);
 	if (purge_local(srv, q, NULL) != 0)
 		strata_log_warn("fleet: a %s purge could not be applied to "
 				"the disk tier (writer queue full)",
@@ -993,7 +992,7 @@ static int purge_by(struct strata_server *srv, enum strata_purge_source from,
 	STRATA_ASSERT(srv->magic == SERVER_MAGIC);
 	if (strata_purge_parse(kind, arg, &p) != 0)
 		return -EINVAL;
-	strata_metrics_purge(srv->metrics, from, strata_purge_kind_name(p.kind));
+	strata_metrics_purge(srv->metrics, from, p.kind);
 	/* Redis before this server's tiers: a lookup that misses them
 	 * meanwhile must not find the old entry in Redis and promote it. */
 	if (srv->fleet != NULL &&

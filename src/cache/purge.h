@@ -28,6 +28,8 @@ enum strata_purge_kind {
 	STRATA_PURGE_PATH,    /* arg: a path, "/" first: every variant of
 				 it (any method, query or vary header) */
 };
+/* How many kinds there are (for tables indexed by kind). */
+#define STRATA_PURGE_KINDS (STRATA_PURGE_PATH + 1)
 
 /* Longest argument accepted (a path prefix or a tag). */
 #define STRATA_PURGE_ARG_MAX 1024

@@ -154,10 +154,6 @@ static const char *const purge_source_name[] = {
 };
 #define N_PURGE_SOURCES \
 	(sizeof(purge_source_name) / sizeof(purge_source_name[0]))
-static const char *const purge_kind_name[] = {
-	"key", "path", "prefix", "tag", "all",
-};
-#define N_PURGE_KINDS (sizeof(purge_kind_name) / sizeof(purge_kind_name[0]))
 
 struct strata_metrics {
 	unsigned magic;                 /* METRICS_MAGIC */
@@ -195,7 +191,7 @@ struct strata_metrics {
 	_Atomic int64_t in_flight;
 	/* Rare events: shared counters, relaxed adds, relaxed loads when
 	 * rendering (a scrape may miss one that is under way). */
-	_Atomic uint64_t purges[N_PURGE_SOURCES][N_PURGE_KINDS];
+	_Atomic uint64_t purges[N_PURGE_SOURCES][STRATA_PURGE_KINDS];
 	_Atomic uint64_t invalidations_dropped;
 
 	double start_time;              /* process start, epoch seconds */
@@ -399,18 +395,13 @@ void strata_metrics_store_dropped(struct strata_metrics *m, const char *tier)
 }
 
 void strata_metrics_purge(struct strata_metrics *m,
-			  enum strata_purge_source from, const char *kind)
+			  enum strata_purge_source from,
+			  enum strata_purge_kind kind)
 {
-	size_t k;
-
 	STRATA_ASSERT(m != NULL && m->magic == METRICS_MAGIC);
-	STRATA_ASSERT((size_t)from < N_PURGE_SOURCES && kind != NULL);
-	for (k = 0; k < N_PURGE_KINDS; k++)
-		if (strcmp(kind, purge_kind_name[k]) == 0)
-			break;
-	if (k == N_PURGE_KINDS)
-		return; /* not one of ours: uncounted rather than a crash */
-	atomic_fetch_add_explicit(&m->purges[from][k], 1,
+	STRATA_ASSERT((size_t)from < N_PURGE_SOURCES &&
+		      (size_t)kind < STRATA_PURGE_KINDS);
+	atomic_fetch_add_explicit(&m->purges[from][kind], 1,
 				  memory_order_relaxed);
 }
 
@@ -574,7 +565,7 @@ int strata_metrics_new(const struct strata_metrics_route *routes,
 	atomic_init(&m->blocks, NULL);
 	atomic_init(&m->in_flight, 0);
 	for (size_t i = 0; i < N_PURGE_SOURCES; i++)
-		for (size_t k = 0; k < N_PURGE_KINDS; k++)
+		for (size_t k = 0; k < STRATA_PURGE_KINDS; k++)
 			atomic_init(&m->purges[i][k], 0);
 	atomic_init(&m->invalidations_dropped, 0);
 
@@ -1090,11 +1081,12 @@ static void render_purges(FILE *f, struct strata_metrics *m)
 	       "matched.",
 	       "counter");
 	for (size_t i = 0; i < N_PURGE_SOURCES; i++)
-		for (size_t k = 0; k < N_PURGE_KINDS; k++)
+		for (size_t k = 0; k < STRATA_PURGE_KINDS; k++)
 			fprintf(f,
 				"strata_purges_total{source=\"%s\","
 				"kind=\"%s\"} %" PRIu64 "\n",
-				purge_source_name[i], purge_kind_name[k],
+				purge_source_name[i],
+				strata_purge_kind_name(k),
 				atomic_load_explicit(&m->purges[i][k],
 						     memory_order_relaxed));
 	family(f, "strata_invalidations_dropped_total",

@@ -64,6 +64,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cache/purge.h"
+
 struct strata_metrics;
 
 /* What the cache did for a request: the `cache` label. */
@@ -171,12 +173,13 @@ enum strata_purge_source {
 };
 
 /*
- * A purge was applied here: strata_purges_total{source,kind}, kind one
- * of "key", "path", "prefix", "tag", "all" (another is not counted).
- * Any thread; one relaxed atomic add (purges are rare).
+ * A purge was applied here: strata_purges_total{source,kind}, the kind
+ * labelled by strata_purge_kind_name().  Any thread; one relaxed atomic
+ * add (purges are rare).
  */
 void strata_metrics_purge(struct strata_metrics *m,
-			  enum strata_purge_source from, const char *kind);
+			  enum strata_purge_source from,
+			  enum strata_purge_kind kind);
 
 /* An invalidation was dropped, its queue full: the entry lives out its
  * TTL.  strata_invalidations_dropped_total.  Any thread. */
