@@ -86,13 +86,8 @@ static void put_lower(struct sink *s, const char *p)
  */
 static bool is_origin_form(const char *target)
 {
-	if (!target || target[0] != '/')
-		return false;
-	for (const unsigned char *p = (const unsigned char *)target; *p; p++) {
-		if (*p <= ' ' || *p == 0x7f || *p == '#')
-			return false;
-	}
-	return true;
+	return target != NULL && target[0] == '/' &&
+	       strchr(target, '#') == NULL && strata_http_target_clean(target);
 }
 
 /* --- the query ------------------------------------------------------------ */

@@ -252,3 +252,15 @@ bool strata_http_is_token(const char *s)
 		p++;
 	return p != s && *p == '\0';
 }
+
+bool strata_http_target_clean(const char *target)
+{
+	const unsigned char *p = (const unsigned char *)target;
+
+	if (p == NULL)
+		return false;
+	for (; *p != '\0'; p++)
+		if (*p <= ' ' || *p == 0x7f)
+			return false;
+	return true;
+}

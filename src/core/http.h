@@ -90,6 +90,14 @@ static inline bool strata_http_is_tchar(unsigned char c)
 bool strata_http_is_token(const char *s);
 
 /*
+ * Whether a request target has no space and no control character (DEL
+ * included), which would end or split the request line at the next hop
+ * (RFC 9112 section 3.2).  Bytes over 0x7F pass, as nginx and Varnish
+ * let them.  NULL: no.
+ */
+bool strata_http_target_clean(const char *target);
+
+/*
  * Whether the comma-separated `list` contains `token`, ignoring case and
  * optional whitespace.  NULL list: false.
  */

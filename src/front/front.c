@@ -2452,21 +2452,6 @@ static bool framing_refused(struct MHD_Connection *conn, struct request *rq,
 }
 
 /*
- * Whether the target has no space and no control character: libmicrohttpd
- * takes everything between the method and the last space of the request
- * line as the target, and forwarded as it is, a space would end it early
- * at the application (RFC 9112 section 3.2: a 400).  Bytes over 0x7F are
- * let through, as nginx and Varnish do.
- */
-static bool target_clean(const char *t)
-{
-	for (; *t != '\0'; t++)
-		if ((unsigned char)*t <= 0x20 || *t == 0x7f)
-			return false;
-	return true;
-}
-
-/*
  * An absolute-form target ("http://host/path", RFC 9112 section 3.2.2)
  * becomes origin-form when its authority is the Host header's (which a
  * server must then ignore, so a disagreement is refused: a cache keyed
@@ -2517,7 +2502,9 @@ static enum MHD_Result begin(struct strata_front *front, struct request *rq,
 	rq->phase = PHASE_BODY;
 	if (framing_refused(conn, rq, &f, &ok))
 		return ok;
-	if (!target_clean(rq->target))
+	/* libmicrohttpd takes everything between the method and the last
+	 * space of the request line as the target. */
+	if (!strata_http_target_clean(rq->target))
 		return refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
 				      "space or control character in the "
 				      "request target\n");

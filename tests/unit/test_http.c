@@ -38,6 +38,18 @@ Test(http, join_puts_one_comma_between_lines_even_empty_ones)
 	strata_headers_clear(&h);
 }
 
+Test(http, a_clean_target_has_no_space_or_control_character)
+{
+	cr_assert(strata_http_target_clean("/a/b?c=d&e=%20"));
+	cr_assert(strata_http_target_clean("/caf\xc3\xa9"));
+	cr_assert(strata_http_target_clean("http://h/a#f"), "only bytes");
+	cr_assert_not(strata_http_target_clean("/a b"));
+	cr_assert_not(strata_http_target_clean("/a\tb"));
+	cr_assert_not(strata_http_target_clean("/a\x01"));
+	cr_assert_not(strata_http_target_clean("/a\x7f"));
+	cr_assert_not(strata_http_target_clean(NULL));
+}
+
 Test(http, addn_takes_lengths)
 {
 	struct strata_headers h = { 0 };
