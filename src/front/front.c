@@ -451,6 +451,8 @@ struct header_scan {
 	bool for_cache;     /* a fill: ask for the whole representation */
 	const struct strata_route *keyed; /* a caching route: unkeyed
 					     inputs are not forwarded */
+	bool xfh_keyed;     /* ...that varies on X-Forwarded-Host: the
+			       client's goes on as sent */
 	char *connection;   /* the client's Connection tokens, joined */
 	char *xff;          /* the client's X-Forwarded-For values, joined */
 	char *via;          /* the client's Via values, joined */
@@ -562,9 +564,7 @@ static enum MHD_Result scan_header_cb(void *cls, enum MHD_ValueKind kind,
 		return MHD_YES;
 	if (scan->keyed != NULL && unkeyed_input(name, scan->keyed))
 		return MHD_YES;
-	/* A keyed X-Forwarded-Host goes as the client sent it. */
-	if (scan->keyed != NULL && strcasecmp(name, "X-Forwarded-Host") == 0 &&
-	    route_varies(scan->keyed, name)) {
+	if (scan->xfh_keyed && strcasecmp(name, "X-Forwarded-Host") == 0) {
 		scan->rc = strata_headers_add(scan->out, name, value);
 		return MHD_YES;
 	}
@@ -630,6 +630,9 @@ static int forwarded_headers(struct request *rq,
 	bool host_keyed = !rq->cacheable || route_varies(rq->route, "Host");
 	int rc;
 
+	scan.xfh_keyed = rq->cacheable &&
+			 route_varies(rq->route, "X-Forwarded-Host");
+
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_connection_cb,
 				  &scan);
 	MHD_get_connection_values(conn, MHD_HEADER_KIND, scan_header_cb,
@@ -643,8 +646,7 @@ static int forwarded_headers(struct request *rq,
 		rc = strata_headers_add(out, "X-Forwarded-For", scan.xff);
 	if (rc == 0)
 		rc = strata_headers_add(out, "X-Forwarded-Proto", "http");
-	if (rc == 0 && host != NULL && host_keyed &&
-	    !(rq->cacheable && route_varies(rq->route, "X-Forwarded-Host")))
+	if (rc == 0 && host != NULL && host_keyed && !scan.xfh_keyed)
 		rc = strata_headers_add(out, "X-Forwarded-Host", host);
 	snprintf(via, sizeof(via), "%s strata", via_version(version));
 	if (rc == 0)
