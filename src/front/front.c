@@ -268,8 +268,10 @@ static enum MHD_Result answer_text(struct MHD_Connection *conn,
 	struct MHD_Response *resp;
 	enum MHD_Result ok;
 
+	/* Copied: a reason may be built on the caller's stack (errors
+	 * only, never a hit). */
 	resp = MHD_create_response_from_buffer(strlen(reason), (void *)reason,
-					       MHD_RESPMEM_PERSISTENT);
+					       MHD_RESPMEM_MUST_COPY);
 	if (resp == NULL)
 		return MHD_NO;
 	MHD_add_response_header(resp, "Content-Type",
@@ -2300,7 +2302,9 @@ struct framing {
 	const char *host_value;
 	bool te_other;             /* a coding other than chunked */
 	bool te_chunked_last;      /* the last coding is chunked */
-	bool bad_line;             /* a field line that is not name: value */
+	const char *bad_name;      /* the first field line that is not
+				      "name: value", by its name (as
+				      libmicrohttpd read it), or NULL */
 };
 
 /*
@@ -2367,8 +2371,8 @@ static enum MHD_Result trace_cb(void *cls, enum MHD_ValueKind kind,
 	struct trace_scan *t = cls;
 
 	(void)kind;
-	if (!field_line_valid(name, value))
-		t->framing->bad_line = true;
+	if (t->framing->bad_name == NULL && !field_line_valid(name, value))
+		t->framing->bad_name = name;
 	if (value == NULL)
 		return MHD_YES;
 	if (strcasecmp(name, "traceparent") == 0) {
@@ -2412,6 +2416,28 @@ static void read_trace(struct request *rq, struct MHD_Connection *conn,
 }
 
 /*
+ * Refuse a malformed field line, naming it: its name as read (up to 64
+ * bytes, anything but printable ASCII shown as "?"), which for a folded
+ * line ends with the continuation.
+ */
+static enum MHD_Result refuse_bad_line(struct MHD_Connection *conn,
+				       struct request *rq, const char *name)
+{
+	char shown[65], msg[256];
+	size_t n;
+
+	for (n = 0; n < sizeof(shown) - 1 && name[n] != '\0'; n++)
+		shown[n] = name[n] > ' ' && name[n] < 0x7f ? name[n] : '?';
+	shown[n] = '\0';
+	snprintf(msg, sizeof(msg),
+		 "malformed header line \"%s\": a field name must be a "
+		 "token, followed at once by \":\", on one line (no "
+		 "whitespace before the colon, no obsolete line folding)\n",
+		 shown);
+	return refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST, msg);
+}
+
+/*
  * Refuse what a server in front of other servers must not guess at
  * (request smuggling): Content-Length with Transfer-Encoding, repeated
  * Content-Length, a Transfer-Encoding that does not end in chunked (400,
@@ -2423,11 +2449,8 @@ static void read_trace(struct request *rq, struct MHD_Connection *conn,
 static bool framing_refused(struct MHD_Connection *conn, struct request *rq,
 			    const struct framing *f, enum MHD_Result *ok)
 {
-	if (f->bad_line)
-		*ok = refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
-				     "malformed header line (a name that is "
-				     "not a token, or obsolete line "
-				     "folding)\n");
+	if (f->bad_name != NULL)
+		*ok = refuse_bad_line(conn, rq, f->bad_name);
 	else if (f->transfer_encoding > 0 && f->content_length > 0)
 		*ok = refuse_framing(conn, rq, MHD_HTTP_BAD_REQUEST,
 				     "both Content-Length and "

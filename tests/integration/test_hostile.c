@@ -169,6 +169,23 @@ Test(hostile, malformed_header_lines_are_refused_and_never_forwarded)
 		"GET /doc/f HTTP/1.1\r\nHost: a\r\nX-A 1\r\n\r\n", 400);
 }
 
+Test(hostile, the_refusal_of_a_malformed_line_names_it)
+{
+	struct raw_answer a;
+
+	RAW("GET /doc/f HTTP/1.1\r\nHost: a\r\nX-Fold: one\r\n two\r\n\r\n",
+	    &a);
+	cr_expect_eq(a.status, 400, "%s", a.text);
+	cr_expect_not_null(strstr(a.text, "\"X-Foldtwo\""),
+			   "libmicrohttpd's reading of a folded line: %s",
+			   a.text);
+	RAW("GET /doc/f HTTP/1.1\r\nHost: a\r\nX-Space : 1\r\n\r\n", &a);
+	cr_expect_eq(a.status, 400, "%s", a.text);
+	cr_expect_not_null(strstr(a.text, "\"X-Space?\""), "%s", a.text);
+	cr_expect_not_null(strstr(a.text, "no whitespace before the colon"),
+			   "%s", a.text);
+}
+
 Test(hostile, a_target_with_a_space_or_a_control_character_is_refused)
 {
 	REFUSED("a space in a cached route's target",
